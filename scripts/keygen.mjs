@@ -1,0 +1,49 @@
+// Makes ES256 signing keys for SIGNING_KEYS, with Node's Web Crypto.
+//
+//   node scripts/keygen.mjs              prints a new JWK Set with one private key
+//   node scripts/keygen.mjs --dev-vars   prints a whole .dev.vars (keys, admin token, loopback)
+//
+// The kid is the key's RFC 7638 thumbprint, as edge-sts would compute for a key without one.
+import { webcrypto, createHash, randomBytes } from "node:crypto";
+
+export async function newPrivateJwk() {
+  const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ]);
+  const { kty, crv, x, y, d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
+  // RFC 7638: the required members in lexicographic order, no whitespace, SHA-256, base64url.
+  const kid = createHash("sha256").update(JSON.stringify({ crv, kty, x, y })).digest("base64url");
+  return { kty, crv, x, y, d, kid, alg: "ES256", use: "sig" };
+}
+
+/** 256 random bits, base64url: the admin API's bearer token. */
+export function newAdminToken() {
+  return randomBytes(32).toString("base64url");
+}
+
+async function main() {
+  const keys = JSON.stringify({ keys: [await newPrivateJwk()] });
+  if (process.argv.includes("--dev-vars")) {
+    process.stdout.write(
+      [
+        `# Local development settings, made by \`npm start\` on ${new Date().toISOString()}.`,
+        "# Secrets: never commit this file (it is gitignored). Delete it to get new ones.",
+        `SIGNING_KEYS='${keys}'`,
+        `ADMIN_TOKEN=${newAdminToken()}`,
+        "# Lets accounts use a local identity provider at http://127.0.0.1:… while developing.",
+        "ALLOW_HTTP_LOOPBACK=true",
+        "",
+      ].join("\n"),
+    );
+  } else {
+    process.stdout.write(keys + "\n");
+    process.stderr.write(
+      "A new SIGNING_KEYS value is above. Store it with: npx wrangler secret put SIGNING_KEYS\n",
+    );
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await main();
+}

@@ -1,0 +1,123 @@
+//! Plain HTTP request and response values that the core routes on.
+//!
+//! The platform layer converts the runtime's request into a [`Request`] and the core's
+//! [`Response`] back, so every endpoint can be exercised by native tests without a runtime.
+//! No I/O here.
+
+use serde::Serialize;
+
+/// An HTTP method the router distinguishes. Anything else is [`Method::Other`] and gets a 405.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Patch,
+    Delete,
+    Other,
+}
+
+impl Method {
+    /// Parses a request method, case-sensitively as HTTP requires.
+    pub fn parse(method: &str) -> Self {
+        match method {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            _ => Self::Other,
+        }
+    }
+
+    /// The method's name on the wire, as used in an `Allow` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Other => "OTHER",
+        }
+    }
+}
+
+/// An incoming request, already read into memory by the platform layer.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The request origin, `scheme://host[:port]`; the default `ISSUER`.
+    pub origin: String,
+    /// The URL path, percent-encoded as received.
+    pub path: String,
+    /// The raw query string without the `?`, if any.
+    pub query: Option<String>,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A bodiless request; the builder the tests use.
+    pub fn new(method: Method, origin: &str, path: &str) -> Self {
+        Self {
+            method,
+            origin: origin.to_owned(),
+            path: path.to_owned(),
+            query: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// An outgoing response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A JSON response. Serialising our own plain data types cannot fail; if it ever did, the
+    /// answer is still JSON.
+    pub fn json(status: u16, body: &impl Serialize) -> Self {
+        let body = serde_json::to_vec(body).unwrap_or_else(|_| {
+            br#"{"error":"server_error","error_description":"response could not be serialised"}"#
+                .to_vec()
+        });
+        Self {
+            status,
+            headers: vec![(
+                "content-type".to_owned(),
+                "application/json; charset=utf-8".to_owned(),
+            )],
+            body,
+        }
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}

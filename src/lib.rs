@@ -1,0 +1,22 @@
+//! edge-sts: a Security Token Service for Workload Identity Federation, as a Cloudflare Worker.
+//!
+//! A workload presents a short-lived JWT from its own identity provider; edge-sts checks it
+//! against a service account an administrator registered and answers a 15-minute access token.
+//!
+//! Layout: everything outside `platform` is the **core** — plain Rust with no `worker` import,
+//! no clock and no network, tested natively with `cargo test`. `platform` (wasm32 only) is the
+//! thin layer that reads the Workers runtime (`Env`, KV, `fetch`, Web Crypto, `Date.now()`) and
+//! reaches the core through the traits in [`ports`].
+
+pub mod app;
+pub mod discovery;
+pub mod error;
+pub mod http;
+pub mod memory;
+pub mod ports;
+pub mod settings;
+pub mod signing_keys;
+pub mod url;
+
+#[cfg(target_arch = "wasm32")]
+mod platform;

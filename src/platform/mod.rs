@@ -1,0 +1,157 @@
+//! The platform layer: the only code that imports `worker`. wasm32 only.
+//!
+//! It turns the runtime's request into the core's [`Request`], reads vars and secrets into a
+//! [`Config`] once per isolate, and implements the core's traits on the Workers runtime:
+//! KV ([`kv`]), Web Crypto ([`crypto`]) and the clock.
+
+mod crypto;
+mod kv;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use worker::{event, Context, Env, Headers};
+
+use crate::app::{self, Config};
+use crate::http::{Method, Request, Response};
+use crate::ports::Clock;
+use crate::settings::{Settings, Vars};
+use crate::signing_keys::{SigningKeys, SigningKeysError};
+
+pub use crypto::WebCryptoSigner;
+#[allow(unused_imports)] // used by the admin API (issue 3)
+pub use kv::WorkersKv;
+
+/// What an isolate keeps between requests: the config parsed from `source`, and the active
+/// signing key imported into Web Crypto.
+struct IsolateState {
+    /// The raw vars and secret the config was parsed from; a change (a new deploy or secret)
+    /// means parsing again.
+    source: String,
+    config: Rc<Config>,
+    #[allow(dead_code)] // signs minted tokens (issue 4)
+    signer: Option<Rc<WebCryptoSigner>>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<Rc<IsolateState>>> = const { RefCell::new(None) };
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let state = isolate_state(&env).await;
+    let request = match read_request(req).await {
+        Ok(request) => request,
+        Err(error) => {
+            let body = serde_json::json!({
+                "error": "invalid_request",
+                "error_description": format!("the request could not be read: {error}"),
+            });
+            return to_worker_response(Response::json(400, &body));
+        }
+    };
+    let response = app::handle(&request, &state.config).await;
+    to_worker_response(response)
+}
+
+/// The isolate's config, parsed on first use and again only when the vars or secret change.
+async fn isolate_state(env: &Env) -> Rc<IsolateState> {
+    let vars = Vars {
+        issuer: var(env, "ISSUER"),
+        tenant_id: var(env, "TENANT_ID"),
+        scopes: var(env, "SCOPES"),
+        clock_skew_seconds: var(env, "CLOCK_SKEW_SECONDS"),
+        allow_http_loopback: var(env, "ALLOW_HTTP_LOOPBACK"),
+    };
+    let signing_keys = env
+        .secret("SIGNING_KEYS")
+        .ok()
+        .map(|secret| secret.to_string());
+    let source = format!("{vars:?}\u{0}{}", signing_keys.as_deref().unwrap_or(""));
+    if let Some(state) = STATE.with(|state| state.borrow().clone()) {
+        if state.source == source {
+            return state;
+        }
+    }
+    let mut signing_keys = SigningKeys::parse(signing_keys.as_deref().unwrap_or(""));
+    // Web Crypto checks what the core cannot cheaply: that each point is on the curve and
+    // belongs to its private scalar. The active key is kept imported for signing.
+    let mut signer = None;
+    if let Ok(keys) = &signing_keys {
+        for (index, key) in keys.all().iter().enumerate() {
+            match WebCryptoSigner::import(key).await {
+                Ok(imported) if index == 0 => signer = Some(Rc::new(imported)),
+                Ok(_) => {}
+                Err(problem) => {
+                    signing_keys = Err(SigningKeysError::BadKey {
+                        index,
+                        problem: format!("Web Crypto refused it: {}", problem.0),
+                    });
+                    signer = None;
+                    break;
+                }
+            }
+        }
+    }
+    let config = Config {
+        settings: Settings::from_vars(&vars),
+        signing_keys,
+    };
+    let state = Rc::new(IsolateState {
+        source,
+        config: Rc::new(config),
+        signer,
+    });
+    STATE.with(|slot| *slot.borrow_mut() = Some(state.clone()));
+    state
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|value| value.to_string())
+}
+
+async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
+    let url = req.url()?;
+    let headers = req
+        .headers()
+        .entries()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value))
+        .collect();
+    let body = match req.method() {
+        worker::Method::Get | worker::Method::Head => Vec::new(),
+        _ => req.bytes().await?,
+    };
+    Ok(Request {
+        method: Method::parse(req.method().as_ref()),
+        origin: url.origin().ascii_serialization(),
+        path: url.path().to_owned(),
+        query: url.query().map(str::to_owned),
+        headers,
+        body,
+    })
+}
+
+fn to_worker_response(response: Response) -> worker::Result<worker::Response> {
+    let headers = Headers::new();
+    for (name, value) in &response.headers {
+        headers.append(name, value)?;
+    }
+    Ok(worker::Response::from_bytes(response.body)?
+        .with_status(response.status)
+        .with_headers(headers))
+}
+
+/// `Date.now()`.
+#[allow(dead_code)] // timestamps accounts (issue 3) and tokens (issue 4)
+pub struct WorkersClock;
+
+impl Clock for WorkersClock {
+    fn now_millis(&self) -> u64 {
+        worker::Date::now().as_millis()
+    }
+}

@@ -1,0 +1,103 @@
+//! The small traits through which the core reaches the outside world.
+//!
+//! The platform layer (`src/platform/`) implements each one on Cloudflare Workers; `memory`
+//! implements each one in memory for native tests. The core takes `&impl Trait` and never
+//! knows which it has.
+//!
+//! | trait | Workers | in memory |
+//! |---|---|---|
+//! | [`KeyValueStore`] (`ACCOUNTS`, `JWKS_CACHE`) | Workers KV | [`crate::memory::MemoryStore`] |
+//! | [`KeySetFetcher`] | `fetch()` | [`crate::memory::MemoryFetcher`] |
+//! | [`Signer`] | Web Crypto `crypto.subtle` | [`crate::memory::MemorySigner`] (test-only) |
+//! | [`Clock`] | `Date.now()` | [`crate::memory::FixedClock`] |
+//!
+//! The futures are not `Send`: a Workers isolate runs one thread.
+#![allow(async_fn_in_trait)]
+
+use std::fmt;
+
+/// A failure of the storage backend itself (not "key absent", which is `Ok(None)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageError(pub String);
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "storage failed: {}", self.0)
+    }
+}
+
+/// One page of a key listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Key names, in lexicographic order.
+    pub keys: Vec<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// A key-value namespace with eventually consistent reads, as Workers KV is.
+pub trait KeyValueStore {
+    /// The value under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<String>, StorageError>;
+    /// Stores `value` under `key`; with a TTL, the entry disappears after that many seconds.
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StorageError>;
+    /// Removes `key`; removing an absent key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// Up to `limit` keys starting with `prefix`, from `cursor` on.
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, StorageError>;
+}
+
+/// What a fetch of an issuer's document brought back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub status: u16,
+    /// The `Cache-Control` header, for the key set's freshness.
+    pub cache_control: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Why a fetch brought nothing back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// No answer within the time limit.
+    Timeout,
+    /// The body was larger than the limit.
+    TooLarge,
+    /// Redirected too often, or to a URL the rules refuse.
+    BadRedirect(String),
+    /// The connection failed.
+    Network(String),
+}
+
+/// Fetches issuer documents (OIDC discovery, JWKS) by URL under the SPEC's limits.
+pub trait KeySetFetcher {
+    async fn fetch(&self, url: &str) -> Result<Fetched, FetchError>;
+}
+
+/// Why signing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignError(pub String);
+
+/// Signs minted tokens with the active `SIGNING_KEYS` key.
+pub trait Signer {
+    /// The `kid` to put in the header of what this signs.
+    fn kid(&self) -> &str;
+    /// The ES256 signature of `signing_input`, in JWS form (r‖s, 64 bytes).
+    async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+/// The current time. Read once per request by the platform layer and passed into the core.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_millis(&self) -> u64;
+}

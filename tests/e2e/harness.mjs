@@ -1,0 +1,70 @@
+// Starts the built worker (build/index.js + build/index_bg.wasm) in workerd through Miniflare,
+// listening on 127.0.0.1, with local KV namespaces. Tests talk real HTTP to it.
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { webcrypto } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BUILD = path.join(ROOT, "build");
+
+/** The vars of wrangler.toml, as a deployment without overrides has them. */
+export const DEFAULT_VARS = {
+  ISSUER: "",
+  TENANT_ID: "",
+  SCOPES: "certificate-issuance,api-integration",
+  CLOCK_SKEW_SECONDS: "60",
+  ALLOW_HTTP_LOOPBACK: "false",
+};
+
+/** A fresh ES256 private JWK, as `npm run keygen` makes (kid = RFC 7638 thumbprint). */
+export async function newSigningKey() {
+  const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ]);
+  const { kty, crv, x, y, d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
+  return { kty, crv, x, y, d };
+}
+
+/**
+ * Starts the worker. `bindings` are vars and secrets (strings); unset ones are absent.
+ * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
+ */
+export async function startWorker(bindings = {}) {
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modulesRoot: BUILD,
+      modules: [
+        { type: "ESModule", path: path.join(BUILD, "index.js") },
+        { type: "CompiledWasm", path: path.join(BUILD, "index_bg.wasm") },
+      ],
+      compatibilityDate: "2026-11-01",
+      bindings: Object.fromEntries(Object.entries(bindings).filter(([, value]) => value !== undefined)),
+      kvNamespaces: ["ACCOUNTS", "JWKS_CACHE"],
+      cf: false,
+      host: "127.0.0.1",
+      port: 0,
+    }),
+  );
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const call = (p, init) => fetch(url + p, { redirect: "manual", ...init });
+  return {
+    url,
+    fetch: call,
+    /** Fetches and parses the JSON body; returns { status, headers, body }. */
+    async json(p, init) {
+      const response = await call(p, init);
+      const text = await response.text();
+      let body;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new Error(`${init?.method ?? "GET"} ${p} answered ${response.status} with a non-JSON body: ${text}`);
+      }
+      return { status: response.status, headers: response.headers, body };
+    },
+    kv: (name) => mf.getKVNamespace(name),
+    dispose: () => mf.dispose(),
+  };
+}
