@@ -1,14 +1,18 @@
 //! The router: one function from a [`Request`] to a [`Response`], for every endpoint.
 //!
-//! The platform layer calls [`handle`] with the isolate's [`Config`]; native tests call it the
-//! same way, without a server. Errors flow up as [`ApiError`] and become responses in one place.
-//! No I/O here.
+//! The platform layer calls [`handle`] with the isolate's [`Config`] and its [`Services`];
+//! native tests call it the same way with in-memory services, without a server. Errors flow up
+//! as [`ApiError`] and become responses in one place. No I/O here beyond the services.
 
 use serde_json::json;
 
+use crate::admin::{
+    self, AdminServices, AdminToken, COLLECTION_METHODS, COLLECTION_PATH, ITEM_METHODS,
+};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::http::{Method, Request, Response};
+use crate::ports::{Clock, Entropy, KeyValueStore};
 use crate::settings::Settings;
 use crate::signing_keys::{SigningKeys, SigningKeysError};
 
@@ -17,6 +21,8 @@ use crate::signing_keys::{SigningKeys, SigningKeysError};
 pub struct Config {
     pub settings: Result<Settings, ApiError>,
     pub signing_keys: Result<SigningKeys, SigningKeysError>,
+    /// `None`: the admin API is disabled.
+    pub admin_token: Option<AdminToken>,
 }
 
 impl Config {
@@ -34,35 +40,57 @@ impl Config {
     }
 }
 
-/// The endpoints, each with the methods it takes.
+/// The outside world, as the core sees it.
+pub struct Services<'a, K: KeyValueStore, C: Clock, E: Entropy> {
+    /// The `ACCOUNTS` namespace.
+    pub accounts: &'a K,
+    pub clock: &'a C,
+    pub entropy: &'a E,
+}
+
+/// The endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+enum Route<'p> {
     Health,
     Jwks,
     Metadata,
+    /// `/v1/serviceaccounts` (`None`) or `/v1/serviceaccounts/{id}`.
+    Accounts(Option<&'p str>),
 }
 
 const GET: &[Method] = &[Method::Get];
 
-fn route(path: &str) -> Option<(Route, &'static [Method])> {
+/// The route of `path` and the methods it takes.
+fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
     match path {
-        "/healthz" => Some((Route::Health, GET)),
-        "/.well-known/jwks.json" => Some((Route::Jwks, GET)),
+        "/healthz" => return Some((Route::Health, GET)),
+        "/.well-known/jwks.json" => return Some((Route::Jwks, GET)),
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
-            Some((Route::Metadata, GET))
+            return Some((Route::Metadata, GET))
         }
-        _ => None,
+        COLLECTION_PATH => return Some((Route::Accounts(None), COLLECTION_METHODS)),
+        _ => {}
     }
+    let id = path.strip_prefix(COLLECTION_PATH)?.strip_prefix('/')?;
+    (!id.is_empty() && !id.contains('/')).then_some((Route::Accounts(Some(id)), ITEM_METHODS))
 }
 
 /// Answers one request. Never panics on any input; every error is a JSON body.
-pub async fn handle(request: &Request, config: &Config) -> Response {
-    dispatch(request, config)
+pub async fn handle<K: KeyValueStore, C: Clock, E: Entropy>(
+    request: &Request,
+    config: &Config,
+    services: &Services<'_, K, C, E>,
+) -> Response {
+    dispatch(request, config, services)
         .await
         .unwrap_or_else(ApiError::into_response)
 }
 
-async fn dispatch(request: &Request, config: &Config) -> Result<Response, ApiError> {
+async fn dispatch<K: KeyValueStore, C: Clock, E: Entropy>(
+    request: &Request,
+    config: &Config,
+    services: &Services<'_, K, C, E>,
+) -> Result<Response, ApiError> {
     let (route, allow) = route(&request.path).ok_or_else(|| ApiError::NotFound {
         path: request.path.clone(),
     })?;
@@ -87,5 +115,16 @@ async fn dispatch(request: &Request, config: &Config) -> Result<Response, ApiErr
             Response::json(200, &discovery::metadata(settings, &request.origin))
                 .with_header("cache-control", "public, max-age=3600"),
         ),
+        Route::Accounts(target) => {
+            admin::authenticate(request, config.admin_token.as_ref())?;
+            let admin_services = AdminServices {
+                settings,
+                accounts: services.accounts,
+                clock: services.clock,
+                entropy: services.entropy,
+            };
+            let response = admin::handle(request, target, &admin_services).await?;
+            Ok(response.with_header("cache-control", "no-store"))
+        }
     }
 }

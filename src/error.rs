@@ -8,13 +8,38 @@ use serde::Serialize;
 
 use crate::http::{Method, Response};
 
+/// Seconds a client should wait before retrying after a 503: long enough for a KV or network
+/// blip to pass, short enough for a CI job to retry within its own timeout.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
     /// No endpoint lives at this path.
     NotFound { path: String },
+    /// The path names a resource that does not exist (e.g. an unknown account id).
+    NoSuchResource { description: String },
     /// The path exists but not for this method; `allow` lists the methods it takes.
     MethodNotAllowed { allow: &'static [Method] },
+    /// The caller did not prove it may use this endpoint. `error` is the RFC 6750 code
+    /// (`invalid_token` when a wrong token was sent, else a plain `unauthorized`).
+    Unauthorized {
+        error: &'static str,
+        description: String,
+    },
+    /// The body is not of a media type the endpoint takes.
+    UnsupportedMediaType { expected: &'static str },
+    /// The body is larger than the endpoint takes.
+    PayloadTooLarge { limit_bytes: usize },
+    /// The request is malformed; `field` names the part at fault (`None`: the body as a whole).
+    InvalidRequest {
+        field: Option<String>,
+        description: String,
+    },
+    /// The request conflicts with stored state (a duplicate account).
+    Conflict { description: String },
+    /// A dependency (KV) failed; the client may retry.
+    Unavailable { description: String },
     /// A setting of the deployment (a var or secret) is missing or invalid. This is the
     /// operator's mistake, never the client's, so it is a 500 that names the setting and the
     /// problem — and never the setting's value, which may be a secret.
@@ -22,6 +47,8 @@ pub enum ApiError {
         setting: &'static str,
         problem: String,
     },
+    /// Something that should not happen (stored data that cannot be read back).
+    Internal { description: String },
 }
 
 /// The JSON body of every error response.
@@ -29,24 +56,39 @@ pub enum ApiError {
 struct ErrorBody<'a> {
     error: &'a str,
     error_description: &'a str,
+    /// Present (possibly `null`) on 400s from field validation, as SPEC.md requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<Option<&'a str>>,
 }
 
 impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> u16 {
         match self {
-            Self::NotFound { .. } => 404,
+            Self::NotFound { .. } | Self::NoSuchResource { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
-            Self::Misconfigured { .. } => 500,
+            Self::Unauthorized { .. } => 401,
+            Self::UnsupportedMediaType { .. } => 415,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::InvalidRequest { .. } => 400,
+            Self::Conflict { .. } => 409,
+            Self::Unavailable { .. } => 503,
+            Self::Misconfigured { .. } | Self::Internal { .. } => 500,
         }
     }
 
     /// The machine-readable `error` code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::NotFound { .. } => "not_found",
+            Self::NotFound { .. } | Self::NoSuchResource { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::Misconfigured { .. } => "server_error",
+            Self::Unauthorized { error, .. } => error,
+            Self::UnsupportedMediaType { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::InvalidRequest { .. } => "invalid_request",
+            Self::Conflict { .. } => "conflict",
+            Self::Unavailable { .. } => "temporarily_unavailable",
+            Self::Misconfigured { .. } | Self::Internal { .. } => "server_error",
         }
     }
 
@@ -57,6 +99,18 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => {
                 format!("this endpoint accepts only {}", allow_header(allow))
             }
+            Self::UnsupportedMediaType { expected } => {
+                format!("the body must be sent with Content-Type: {expected}")
+            }
+            Self::PayloadTooLarge { limit_bytes } => {
+                format!("the body is larger than {limit_bytes} bytes")
+            }
+            Self::NoSuchResource { description }
+            | Self::Unauthorized { description, .. }
+            | Self::InvalidRequest { description, .. }
+            | Self::Conflict { description }
+            | Self::Unavailable { description }
+            | Self::Internal { description } => description.clone(),
             Self::Misconfigured { setting, problem } => {
                 format!("the server is misconfigured: {setting} {problem}")
             }
@@ -66,15 +120,31 @@ impl ApiError {
     /// The response for this error: status, JSON body and any headers the status requires.
     pub fn into_response(self) -> Response {
         let description = self.description();
+        let field = match &self {
+            Self::InvalidRequest { field, .. } => Some(field.as_deref()),
+            _ => None,
+        };
         let response = Response::json(
             self.status(),
             &ErrorBody {
                 error: self.code(),
                 error_description: &description,
+                field,
             },
         );
         match self {
             Self::MethodNotAllowed { allow } => response.with_header("allow", &allow_header(allow)),
+            Self::Unauthorized { error, .. } => {
+                let challenge = if error == "invalid_token" {
+                    r#"Bearer realm="edge-sts", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="edge-sts""#
+                };
+                response.with_header("www-authenticate", challenge)
+            }
+            Self::Unavailable { .. } => {
+                response.with_header("retry-after", &RETRY_AFTER_SECONDS.to_string())
+            }
             _ => response,
         }
     }

@@ -8,10 +8,15 @@
 //! thin layer that reads the Workers runtime (`Env`, KV, `fetch`, Web Crypto, `Date.now()`) and
 //! reaches the core through the traits in [`ports`].
 
+pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod discovery;
 pub mod error;
+pub mod form;
+pub mod glob;
 pub mod http;
+pub mod json;
 pub mod memory;
 pub mod ports;
 pub mod settings;

@@ -8,7 +8,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::ports::{
-    Clock, FetchError, Fetched, KeyPage, KeySetFetcher, KeyValueStore, StorageError,
+    Clock, Entropy, EntropyError, FetchError, Fetched, KeyPage, KeySetFetcher, KeyValueStore,
+    StorageError,
 };
 
 /// A stored value and the TTL it was written with.
@@ -182,6 +183,20 @@ impl FixedClock {
 impl Clock for FixedClock {
     fn now_millis(&self) -> u64 {
         self.0.get()
+    }
+}
+
+/// Predictable "random" bytes: each call fills with the next counter value, so tests can
+/// name the ids they will get.
+#[derive(Debug, Default)]
+pub struct CountingEntropy(Cell<u8>);
+
+impl Entropy for CountingEntropy {
+    fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError> {
+        let next = self.0.get().wrapping_add(1);
+        self.0.set(next);
+        bytes.fill(next);
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 //! | [`KeyValueStore`] (`ACCOUNTS`, `JWKS_CACHE`) | Workers KV | [`crate::memory::MemoryStore`] |
 //! | [`KeySetFetcher`] | `fetch()` | [`crate::memory::MemoryFetcher`] |
 //! | [`Signer`] | Web Crypto `crypto.subtle` | [`crate::memory::MemorySigner`] (test-only) |
+//! | [`Entropy`] | `crypto.getRandomValues` (getrandom) | [`crate::memory::CountingEntropy`] |
 //! | [`Clock`] | `Date.now()` | [`crate::memory::FixedClock`] |
 //!
 //! The futures are not `Send`: a Workers isolate runs one thread.
@@ -55,6 +56,14 @@ pub trait KeyValueStore {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<KeyPage, StorageError>;
+    /// The values under `keys`, in the same order. Workers KV reads up to 100 in one operation.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
 }
 
 /// What a fetch of an issuer's document brought back.
@@ -94,6 +103,15 @@ pub trait Signer {
     fn kid(&self) -> &str;
     /// The ES256 signature of `signing_input`, in JWS form (r‖s, 64 bytes).
     async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+/// Why no random bytes could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntropyError(pub String);
+
+/// Cryptographically secure random bytes: account ids now, token ids later.
+pub trait Entropy {
+    fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError>;
 }
 
 /// The current time. Read once per request by the platform layer and passed into the core.

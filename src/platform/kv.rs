@@ -4,11 +4,12 @@ use worker::kv::KvStore;
 
 use crate::ports::{KeyPage, KeyValueStore, StorageError};
 
+/// Most keys in one bulk read (Workers KV's limit).
+const MAX_BULK_GET_KEYS: usize = 100;
+
 /// One KV namespace binding (`ACCOUNTS` or `JWKS_CACHE`).
-#[allow(dead_code)] // the admin API (issue 3) is its first user
 pub struct WorkersKv(pub KvStore);
 
-#[allow(dead_code)]
 fn storage_error(error: impl std::fmt::Display) -> StorageError {
     StorageError(error.to_string())
 }
@@ -58,5 +59,14 @@ impl KeyValueStore for WorkersKv {
                 page.cursor
             },
         })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BULK_GET_KEYS) {
+            let mut found = self.0.get_bulk(chunk).text().await.map_err(storage_error)?;
+            values.extend(chunk.iter().map(|key| found.remove(key).flatten()));
+        }
+        Ok(values)
     }
 }

@@ -10,24 +10,25 @@ mod kv;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use sha2::{Digest, Sha256};
 use worker::{event, Context, Env, Headers};
 
-use crate::app::{self, Config};
+use crate::admin::{AdminToken, MAX_BODY_BYTES};
+use crate::app::{self, Config, Services};
 use crate::http::{Method, Request, Response};
-use crate::ports::Clock;
+use crate::ports::{Clock, Entropy, EntropyError};
 use crate::settings::{Settings, Vars};
 use crate::signing_keys::{SigningKeys, SigningKeysError};
 
 pub use crypto::WebCryptoSigner;
-#[allow(unused_imports)] // used by the admin API (issue 3)
 pub use kv::WorkersKv;
 
 /// What an isolate keeps between requests: the config parsed from `source`, and the active
 /// signing key imported into Web Crypto.
 struct IsolateState {
-    /// The raw vars and secret the config was parsed from; a change (a new deploy or secret)
-    /// means parsing again.
-    source: String,
+    /// SHA-256 of the vars and secrets the config was parsed from; a change (a new deploy or
+    /// secret) means parsing again.
+    source: Vec<u8>,
     config: Rc<Config>,
     #[allow(dead_code)] // signs minted tokens (issue 4)
     signer: Option<Rc<WebCryptoSigner>>,
@@ -55,7 +56,22 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             return to_worker_response(Response::json(400, &body));
         }
     };
-    let response = app::handle(&request, &state.config).await;
+    let accounts = match env.kv("ACCOUNTS") {
+        Ok(namespace) => WorkersKv(namespace),
+        Err(_) => {
+            let error = crate::error::ApiError::Misconfigured {
+                setting: "ACCOUNTS",
+                problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
+            };
+            return to_worker_response(error.into_response());
+        }
+    };
+    let services = Services {
+        accounts: &accounts,
+        clock: &WorkersClock,
+        entropy: &WorkersEntropy,
+    };
+    let response = app::handle(&request, &state.config, &services).await;
     to_worker_response(response)
 }
 
@@ -68,11 +84,16 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         clock_skew_seconds: var(env, "CLOCK_SKEW_SECONDS"),
         allow_http_loopback: var(env, "ALLOW_HTTP_LOOPBACK"),
     };
-    let signing_keys = env
-        .secret("SIGNING_KEYS")
-        .ok()
-        .map(|secret| secret.to_string());
-    let source = format!("{vars:?}\u{0}{}", signing_keys.as_deref().unwrap_or(""));
+    let signing_keys = secret(env, "SIGNING_KEYS");
+    let admin_token = secret(env, "ADMIN_TOKEN");
+    // A digest of everything the config is parsed from, so a change is noticed without keeping
+    // a second copy of the secrets around.
+    let source = Sha256::digest(format!(
+        "{vars:?}\u{0}{}\u{0}{}",
+        signing_keys.as_deref().unwrap_or(""),
+        admin_token.as_deref().unwrap_or("")
+    ))
+    .to_vec();
     if let Some(state) = STATE.with(|state| state.borrow().clone()) {
         if state.source == source {
             return state;
@@ -101,6 +122,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     let config = Config {
         settings: Settings::from_vars(&vars),
         signing_keys,
+        admin_token: AdminToken::from_secret(admin_token),
     };
     let state = Rc::new(IsolateState {
         source,
@@ -115,6 +137,10 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|value| value.to_string())
 }
 
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|value| value.to_string())
+}
+
 async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
     let url = req.url()?;
     let headers = req
@@ -122,8 +148,15 @@ async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
         .entries()
         .map(|(name, value)| (name.to_ascii_lowercase(), value))
         .collect();
+    // A body declared larger than any endpoint takes is not read into memory at all; the core
+    // sees its Content-Length and answers 413.
+    let declared_length = req
+        .headers()
+        .get("content-length")?
+        .and_then(|length| length.trim().parse::<u64>().ok());
     let body = match req.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
+        _ if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) => Vec::new(),
         _ => req.bytes().await?,
     };
     Ok(Request {
@@ -147,11 +180,19 @@ fn to_worker_response(response: Response) -> worker::Result<worker::Response> {
 }
 
 /// `Date.now()`.
-#[allow(dead_code)] // timestamps accounts (issue 3) and tokens (issue 4)
 pub struct WorkersClock;
 
 impl Clock for WorkersClock {
     fn now_millis(&self) -> u64 {
         worker::Date::now().as_millis()
+    }
+}
+
+/// `crypto.getRandomValues`, through getrandom's `wasm_js` backend.
+pub struct WorkersEntropy;
+
+impl Entropy for WorkersEntropy {
+    fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError> {
+        getrandom::fill(bytes).map_err(|error| EntropyError(error.to_string()))
     }
 }

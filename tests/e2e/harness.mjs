@@ -56,9 +56,9 @@ export async function startWorker(bindings = {}) {
     async json(p, init) {
       const response = await call(p, init);
       const text = await response.text();
-      let body;
+      let body = null;
       try {
-        body = JSON.parse(text);
+        if (text !== "") body = JSON.parse(text);
       } catch {
         throw new Error(`${init?.method ?? "GET"} ${p} answered ${response.status} with a non-JSON body: ${text}`);
       }

@@ -1,0 +1,570 @@
+//! Accounts in the `ACCOUNTS` KV namespace: the record, and the per-issuer lookup index.
+//!
+//! | key | value | read by |
+//! |---|---|---|
+//! | `account:{id}` | the [`Account`] as JSON | admin API; token path after the index |
+//! | `issuer:{sha256(issuerURL), base64url}` | [`IssuerIndex`]: `{issuerURL, accounts: [{id, subject \| subjectPattern}]}` | token path: the candidates for a token's `iss`, in one read |
+//!
+//! The record is the truth; the index is only a list of candidates, and the token path checks
+//! every candidate against its record. So the writes are ordered to make any half-way failure
+//! harmless:
+//! - create: index entry first, then record. A failure leaves at most an entry that points at
+//!   no record, which grants nothing.
+//! - change of issuer or subject rule: new entry, then record, then removal of the old entry.
+//!   In between, the account is reachable under the rule its record states, and the other
+//!   entry fails the record check.
+//! - delete: record first, then the entry. A left-over entry points at nothing.
+//!
+//! KV has no transactions: two writes to the same issuer's index at the same moment could each
+//! drop the other's entry. After writing, the index is read back and the write retried
+//! ([`INDEX_WRITE_ATTEMPTS`]); any later write of the account (a PATCH) also restores its entry.
+//! No clock and no randomness here: the caller passes the time and the new id.
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Account, AccountFields, SubjectRule};
+use crate::ports::{KeyValueStore, StorageError};
+
+/// Prefix of account records.
+pub const ACCOUNT_PREFIX: &str = "account:";
+
+/// Prefix of per-issuer index documents. The issuer URL is hashed because it may be 600
+/// characters and a KV key at most 512 bytes.
+pub const ISSUER_INDEX_PREFIX: &str = "issuer:";
+
+/// How often an index update is tried before giving up, when reading it back shows that a
+/// concurrent write replaced it.
+pub const INDEX_WRITE_ATTEMPTS: usize = 3;
+
+/// One candidate in an issuer's index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub id: String,
+    #[serde(flatten)]
+    pub subject: SubjectRule,
+}
+
+/// The candidates for one issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerIndex {
+    #[serde(rename = "issuerURL")]
+    pub issuer_url: String,
+    pub accounts: Vec<IndexEntry>,
+}
+
+/// What can go wrong in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// KV failed; the operation may be retried.
+    Storage(StorageError),
+    /// Another account already has this (issuerURL, subject) or (issuerURL, subjectPattern).
+    Conflict {
+        existing_id: String,
+        rule: SubjectRule,
+    },
+    /// A stored value could not be read back: a bug or a hand edit.
+    Corrupt { key: String },
+}
+
+impl From<StorageError> for StoreError {
+    fn from(error: StorageError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+/// The KV key of an account record.
+pub fn account_key(id: &str) -> String {
+    format!("{ACCOUNT_PREFIX}{id}")
+}
+
+/// The KV key of an issuer's index.
+pub fn issuer_index_key(issuer_url: &str) -> String {
+    let digest = Sha256::digest(issuer_url.as_bytes());
+    format!(
+        "{ISSUER_INDEX_PREFIX}{}",
+        Base64UrlUnpadded::encode_string(&digest)
+    )
+}
+
+/// One page of accounts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountPage {
+    pub accounts: Vec<Account>,
+    /// The KV cursor of the next page; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// The accounts of one `ACCOUNTS` namespace.
+pub struct AccountStore<'a, S: KeyValueStore> {
+    kv: &'a S,
+}
+
+impl<'a, S: KeyValueStore> AccountStore<'a, S> {
+    pub fn new(kv: &'a S) -> Self {
+        Self { kv }
+    }
+
+    /// The account with this id, if any.
+    pub async fn get(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        let key = account_key(id);
+        match self.kv.get(&key).await? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt { key }),
+        }
+    }
+
+    /// Up to `limit` accounts in id order, from `cursor` on.
+    pub async fn list(&self, cursor: Option<&str>, limit: u32) -> Result<AccountPage, StoreError> {
+        let page = self.kv.list(ACCOUNT_PREFIX, cursor, limit).await?;
+        let values = self.kv.get_many(&page.keys).await?;
+        let mut accounts = Vec::with_capacity(values.len());
+        for (key, value) in page.keys.iter().zip(values) {
+            // Deleted between the listing and the read: not an account any more.
+            let Some(text) = value else { continue };
+            let account = serde_json::from_str(&text)
+                .map_err(|_| StoreError::Corrupt { key: key.clone() })?;
+            accounts.push(account);
+        }
+        Ok(AccountPage {
+            accounts,
+            cursor: page.cursor,
+        })
+    }
+
+    /// The index entries for `issuer_url`: the candidate accounts of a token with that `iss`.
+    pub async fn candidates(&self, issuer_url: &str) -> Result<Vec<IndexEntry>, StoreError> {
+        Ok(self.read_index(issuer_url).await?.accounts)
+    }
+
+    /// Stores a new account under `id`, created at `now` (RFC 3339).
+    pub async fn create(
+        &self,
+        id: &str,
+        fields: AccountFields,
+        now: &str,
+    ) -> Result<Account, StoreError> {
+        self.check_unique(&fields.issuer_url, &fields.subject, id)
+            .await?;
+        let account = Account {
+            id: id.to_owned(),
+            fields,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+        };
+        self.add_entry(&account).await?;
+        self.put_record(&account).await?;
+        Ok(account)
+    }
+
+    /// Replaces `old`'s fields with `fields`, at `now` (RFC 3339).
+    pub async fn update(
+        &self,
+        old: &Account,
+        fields: AccountFields,
+        now: &str,
+    ) -> Result<Account, StoreError> {
+        let moved =
+            fields.issuer_url != old.fields.issuer_url || fields.subject != old.fields.subject;
+        if moved {
+            self.check_unique(&fields.issuer_url, &fields.subject, &old.id)
+                .await?;
+        }
+        let account = Account {
+            id: old.id.clone(),
+            fields,
+            created_at: old.created_at.clone(),
+            updated_at: now.to_owned(),
+        };
+        // Always (re)write the entry: this also repairs one lost to a concurrent index write.
+        self.add_entry(&account).await?;
+        self.put_record(&account).await?;
+        if moved {
+            self.remove_entry(&old.fields.issuer_url, &old.id, &old.fields.subject)
+                .await?;
+        }
+        Ok(account)
+    }
+
+    /// Deletes `account`.
+    pub async fn delete(&self, account: &Account) -> Result<(), StoreError> {
+        self.kv.delete(&account_key(&account.id)).await?;
+        self.remove_entry(
+            &account.fields.issuer_url,
+            &account.id,
+            &account.fields.subject,
+        )
+        .await
+    }
+
+    async fn put_record(&self, account: &Account) -> Result<(), StoreError> {
+        let json = serde_json::to_string(account).map_err(|_| StoreError::Corrupt {
+            key: account_key(&account.id),
+        })?;
+        Ok(self.kv.put(&account_key(&account.id), &json, None).await?)
+    }
+
+    /// Refuses a second account with the same issuer and subject rule. The index may hold
+    /// stale entries, so each entry with the same rule is confirmed against its record.
+    async fn check_unique(
+        &self,
+        issuer_url: &str,
+        rule: &SubjectRule,
+        own_id: &str,
+    ) -> Result<(), StoreError> {
+        let index = self.read_index(issuer_url).await?;
+        for entry in index
+            .accounts
+            .iter()
+            .filter(|entry| &entry.subject == rule && entry.id != own_id)
+        {
+            if let Some(other) = self.get(&entry.id).await? {
+                if other.fields.issuer_url == issuer_url && &other.fields.subject == rule {
+                    return Err(StoreError::Conflict {
+                        existing_id: other.id,
+                        rule: rule.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_index(&self, issuer_url: &str) -> Result<IssuerIndex, StoreError> {
+        let key = issuer_index_key(issuer_url);
+        match self.kv.get(&key).await? {
+            None => Ok(IssuerIndex {
+                issuer_url: issuer_url.to_owned(),
+                accounts: Vec::new(),
+            }),
+            Some(text) => serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { key }),
+        }
+    }
+
+    /// Read-modify-write of an issuer's index, read back to detect a concurrent overwrite.
+    async fn edit_index(
+        &self,
+        issuer_url: &str,
+        edit: impl Fn(&mut Vec<IndexEntry>),
+        done: impl Fn(&[IndexEntry]) -> bool,
+    ) -> Result<(), StoreError> {
+        let key = issuer_index_key(issuer_url);
+        for _ in 0..INDEX_WRITE_ATTEMPTS {
+            let mut index = self.read_index(issuer_url).await?;
+            edit(&mut index.accounts);
+            if index.accounts.is_empty() {
+                self.kv.delete(&key).await?;
+            } else {
+                let json = serde_json::to_string(&index)
+                    .map_err(|_| StoreError::Corrupt { key: key.clone() })?;
+                self.kv.put(&key, &json, None).await?;
+            }
+            if done(&self.read_index(issuer_url).await?.accounts) {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Storage(StorageError(format!(
+            "the index of {issuer_url} kept changing under concurrent writes; try again"
+        ))))
+    }
+
+    async fn add_entry(&self, account: &Account) -> Result<(), StoreError> {
+        let entry = IndexEntry {
+            id: account.id.clone(),
+            subject: account.fields.subject.clone(),
+        };
+        self.edit_index(
+            &account.fields.issuer_url,
+            |entries| {
+                if !entries.contains(&entry) {
+                    entries.push(entry.clone());
+                }
+            },
+            |entries| entries.contains(&entry),
+        )
+        .await
+    }
+
+    async fn remove_entry(
+        &self,
+        issuer_url: &str,
+        id: &str,
+        rule: &SubjectRule,
+    ) -> Result<(), StoreError> {
+        let is_it = |entry: &IndexEntry| entry.id == id && &entry.subject == rule;
+        self.edit_index(
+            issuer_url,
+            |entries| entries.retain(|entry| !is_it(entry)),
+            |entries| !entries.iter().any(is_it),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::ports::KeyValueStore;
+
+    const NOW: &str = "2026-11-23T12:00:00.000Z";
+    const LATER: &str = "2026-11-23T12:05:00.000Z";
+    const GITHUB: &str = "https://token.actions.githubusercontent.com";
+
+    fn fields(issuer: &str, subject: SubjectRule) -> AccountFields {
+        AccountFields {
+            name: "deploy".into(),
+            authentication_type: "rsaKeyFederated".into(),
+            scopes: vec!["certificate-issuance".into()],
+            issuer_url: issuer.into(),
+            jwks_uri: None,
+            subject,
+            audience: "https://sts.example.com".into(),
+            claims: Default::default(),
+            owner: None,
+            applications: Vec::new(),
+            enabled: true,
+        }
+    }
+
+    fn exact(subject: &str) -> SubjectRule {
+        SubjectRule::Exact(subject.into())
+    }
+
+    /// Runs a future to completion; the memory store never pends.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("the memory store does not pend"),
+        }
+    }
+
+    #[test]
+    fn create_writes_the_record_and_an_index_entry() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        let account =
+            block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        assert_eq!(account.created_at, NOW);
+        assert_eq!(block_on(store.get("a1")).unwrap(), Some(account));
+        assert_eq!(
+            block_on(store.candidates(GITHUB)).unwrap(),
+            [IndexEntry {
+                id: "a1".into(),
+                subject: exact("repo:acme/app")
+            }]
+        );
+        assert_eq!(kv.keys(), [account_key("a1"), issuer_index_key(GITHUB)]);
+    }
+
+    #[test]
+    fn the_same_issuer_and_rule_twice_is_a_conflict() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        let error =
+            block_on(store.create("a2", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap_err();
+        assert_eq!(
+            error,
+            StoreError::Conflict {
+                existing_id: "a1".into(),
+                rule: exact("repo:acme/app")
+            }
+        );
+        // Same text as a pattern, another subject, or another issuer: all fine.
+        block_on(store.create(
+            "a3",
+            fields(GITHUB, SubjectRule::Pattern("repo:acme/app".into())),
+            NOW,
+        ))
+        .unwrap();
+        block_on(store.create("a4", fields(GITHUB, exact("repo:acme/other")), NOW)).unwrap();
+        block_on(store.create(
+            "a5",
+            fields("https://gitlab.com", exact("repo:acme/app")),
+            NOW,
+        ))
+        .unwrap();
+        let error = block_on(store.create(
+            "a6",
+            fields(GITHUB, SubjectRule::Pattern("repo:acme/app".into())),
+            NOW,
+        ))
+        .unwrap_err();
+        assert!(matches!(error, StoreError::Conflict { existing_id, .. } if existing_id == "a3"));
+    }
+
+    #[test]
+    fn a_stale_index_entry_does_not_block_a_create() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        // The record vanished but its entry stayed (a delete that failed half-way).
+        block_on(kv.delete(&account_key("a1"))).unwrap();
+        block_on(store.create("a2", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+    }
+
+    #[test]
+    fn moving_to_another_issuer_moves_the_entry() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        let old =
+            block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        let new = block_on(store.update(
+            &old,
+            fields("https://gitlab.com", exact("project_path:acme/app")),
+            LATER,
+        ))
+        .unwrap();
+        assert_eq!(new.created_at, NOW);
+        assert_eq!(new.updated_at, LATER);
+        assert!(block_on(store.candidates(GITHUB)).unwrap().is_empty());
+        assert_eq!(
+            block_on(store.candidates("https://gitlab.com")).unwrap()[0].id,
+            "a1"
+        );
+        assert!(
+            !kv.keys().contains(&issuer_index_key(GITHUB)),
+            "an empty index is deleted"
+        );
+    }
+
+    #[test]
+    fn changing_the_subject_replaces_the_entry() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        let old =
+            block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        block_on(store.update(
+            &old,
+            fields(GITHUB, SubjectRule::Pattern("repo:acme/*".into())),
+            LATER,
+        ))
+        .unwrap();
+        assert_eq!(
+            block_on(store.candidates(GITHUB)).unwrap(),
+            [IndexEntry {
+                id: "a1".into(),
+                subject: SubjectRule::Pattern("repo:acme/*".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn an_update_into_another_accounts_rule_is_a_conflict_and_changes_nothing() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        let second =
+            block_on(store.create("a2", fields(GITHUB, exact("repo:acme/api")), NOW)).unwrap();
+        let error = block_on(store.update(&second, fields(GITHUB, exact("repo:acme/app")), LATER))
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Conflict { existing_id, .. } if existing_id == "a1"));
+        assert_eq!(block_on(store.get("a2")).unwrap(), Some(second));
+        assert_eq!(block_on(store.candidates(GITHUB)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn delete_removes_the_record_and_the_entry() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        let account =
+            block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        block_on(store.delete(&account)).unwrap();
+        assert_eq!(block_on(store.get("a1")).unwrap(), None);
+        assert!(kv.keys().is_empty());
+    }
+
+    #[test]
+    fn list_pages_through_every_account_once() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        for i in 0..5 {
+            block_on(store.create(
+                &format!("a{i}"),
+                fields(GITHUB, exact(&format!("s{i}"))),
+                NOW,
+            ))
+            .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = block_on(store.list(cursor.as_deref(), 2)).unwrap();
+            assert!(page.accounts.len() <= 2);
+            seen.extend(page.accounts.into_iter().map(|account| account.id));
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["a0", "a1", "a2", "a3", "a4"]);
+    }
+
+    #[test]
+    fn a_create_that_fails_half_way_grants_nothing_and_blocks_nothing() {
+        // The index entry is written, then KV fails before the record is.
+        struct FailingRecordWrites<'a>(&'a MemoryStore);
+        impl KeyValueStore for FailingRecordWrites<'_> {
+            async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+                self.0.get(key).await
+            }
+            async fn put(
+                &self,
+                key: &str,
+                value: &str,
+                ttl: Option<u64>,
+            ) -> Result<(), StorageError> {
+                if key.starts_with(ACCOUNT_PREFIX) {
+                    return Err(StorageError("KV is down".into()));
+                }
+                self.0.put(key, value, ttl).await
+            }
+            async fn delete(&self, key: &str) -> Result<(), StorageError> {
+                self.0.delete(key).await
+            }
+            async fn list(
+                &self,
+                prefix: &str,
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> Result<crate::ports::KeyPage, StorageError> {
+                self.0.list(prefix, cursor, limit).await
+            }
+        }
+        let kv = MemoryStore::new();
+        let failing = FailingRecordWrites(&kv);
+        let error = block_on(AccountStore::new(&failing).create(
+            "a1",
+            fields(GITHUB, exact("repo:acme/app")),
+            NOW,
+        ))
+        .unwrap_err();
+        assert!(matches!(error, StoreError::Storage(_)));
+        let store = AccountStore::new(&kv);
+        // The dangling entry names an account that does not exist, so the token path finds
+        // no record to grant with; and a retry is not refused as a duplicate.
+        assert_eq!(block_on(store.candidates(GITHUB)).unwrap()[0].id, "a1");
+        assert_eq!(block_on(store.get("a1")).unwrap(), None);
+        block_on(store.create("a2", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+    }
+
+    #[test]
+    fn an_index_lost_to_a_concurrent_write_is_restored_by_the_next_update() {
+        let kv = MemoryStore::new();
+        let store = AccountStore::new(&kv);
+        let account =
+            block_on(store.create("a1", fields(GITHUB, exact("repo:acme/app")), NOW)).unwrap();
+        block_on(kv.delete(&issuer_index_key(GITHUB))).unwrap();
+        block_on(store.update(&account, account.fields.clone(), LATER)).unwrap();
+        assert_eq!(block_on(store.candidates(GITHUB)).unwrap()[0].id, "a1");
+    }
+}

@@ -1,0 +1,376 @@
+//! The admin API, `/v1/serviceaccounts`: authentication, request bodies, and the five calls.
+//!
+//! Every call needs `Authorization: Bearer <ADMIN_TOKEN>`; the comparison takes the same time
+//! whatever the guess. Bodies are JSON objects of at most [`MAX_BODY_BYTES`]. Field rules live
+//! in [`crate::accounts`], storage in [`crate::accounts::store`]. No I/O here beyond the
+//! [`KeyValueStore`] handed in.
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use chrono::{DateTime, SecondsFormat};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::accounts::store::{AccountStore, StoreError};
+use crate::accounts::{check_field_names, merge_patch, validate, Account, FieldError, SubjectRule};
+use crate::error::ApiError;
+use crate::form::parse_form;
+use crate::http::{Method, Request, Response};
+use crate::json::parse_strict;
+use crate::ports::{Clock, Entropy, KeyValueStore};
+use crate::settings::Settings;
+
+/// Largest request body, in bytes (SPEC.md). An account is well under 8 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Deepest JSON nesting accepted in a body. An account nests two levels (`claims`); 32 is
+/// SPEC.md's limit for tokens, used here too.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Page size of the list when `limit` is not given, and the largest allowed (SPEC.md).
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// Where the admin API lives.
+pub const COLLECTION_PATH: &str = "/v1/serviceaccounts";
+
+/// `ADMIN_TOKEN`, kept out of `Debug` output.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// `None` when the secret is unset or empty: the admin API is then disabled.
+    pub fn from_secret(secret: Option<String>) -> Option<Self> {
+        secret.filter(|token| !token.is_empty()).map(Self)
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` against `ADMIN_TOKEN`.
+pub fn authenticate(request: &Request, admin_token: Option<&AdminToken>) -> Result<(), ApiError> {
+    let Some(expected) = admin_token else {
+        return Err(ApiError::Unauthorized {
+            error: "unauthorized",
+            description: "admin API disabled".into(),
+        });
+    };
+    let presented = request
+        .header("authorization")
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or_else(|| ApiError::Unauthorized {
+            error: "unauthorized",
+            description: "send the admin token as Authorization: Bearer <ADMIN_TOKEN>".into(),
+        })?;
+    if constant_time_eq(presented.as_bytes(), expected.0.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized {
+            error: "invalid_token",
+            description: "the admin token is wrong".into(),
+        })
+    }
+}
+
+/// Equality whose time depends on neither the contents nor the lengths: both sides are hashed
+/// to 32 bytes, and every byte of the digests is compared.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// What the admin API needs from the world.
+pub struct AdminServices<'a, K: KeyValueStore, C: Clock, E: Entropy> {
+    pub settings: &'a Settings,
+    pub accounts: &'a K,
+    pub clock: &'a C,
+    pub entropy: &'a E,
+}
+
+/// The collection (`None`) or one account (`Some(id)`).
+pub type Target<'p> = Option<&'p str>;
+
+/// Methods of the collection and of one account.
+pub const COLLECTION_METHODS: &[Method] = &[Method::Get, Method::Post];
+pub const ITEM_METHODS: &[Method] = &[Method::Get, Method::Patch, Method::Delete];
+
+/// Answers an authenticated admin call.
+pub async fn handle<K: KeyValueStore, C: Clock, E: Entropy>(
+    request: &Request,
+    target: Target<'_>,
+    services: &AdminServices<'_, K, C, E>,
+) -> Result<Response, ApiError> {
+    let store = AccountStore::new(services.accounts);
+    match (target, request.method) {
+        (None, Method::Get) => list(request, &store).await,
+        (None, Method::Post) => create(request, &store, services).await,
+        (Some(id), Method::Get) => Ok(Response::json(200, &find(&store, id).await?)),
+        (Some(id), Method::Patch) => patch(request, id, &store, services).await,
+        (Some(id), Method::Delete) => {
+            let account = find(&store, id).await?;
+            store.delete(&account).await.map_err(store_error)?;
+            Ok(Response::empty(204))
+        }
+        _ => Err(ApiError::MethodNotAllowed {
+            allow: if target.is_none() {
+                COLLECTION_METHODS
+            } else {
+                ITEM_METHODS
+            },
+        }),
+    }
+}
+
+async fn list<K: KeyValueStore>(
+    request: &Request,
+    store: &AccountStore<'_, K>,
+) -> Result<Response, ApiError> {
+    let mut limit = DEFAULT_LIST_LIMIT;
+    let mut cursor: Option<String> = None;
+    let query = parse_form(request.query.as_deref().unwrap_or("").as_bytes())
+        .map_err(|error| invalid(None, format!("the query string cannot be decoded: {error}")))?;
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in &query {
+        if seen.contains(&name.as_str()) {
+            return Err(invalid(
+                Some(name),
+                format!("{name} is given more than once"),
+            ));
+        }
+        seen.push(name);
+        match name.as_str() {
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit))
+                    .ok_or_else(|| {
+                        invalid(Some("limit"), format!("limit must be a whole number from 1 to {MAX_LIST_LIMIT}, not {value:?}"))
+                    })?;
+            }
+            "cursor" => {
+                let decoded = Base64UrlUnpadded::decode_vec(value)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .filter(|decoded| !decoded.is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            Some("cursor"),
+                            "cursor must be a nextCursor value from a previous page",
+                        )
+                    })?;
+                cursor = Some(decoded);
+            }
+            other => {
+                return Err(invalid(
+                    Some(other),
+                    format!("unknown query parameter {other:?}; use limit and cursor"),
+                ));
+            }
+        }
+    }
+    let page = store
+        .list(cursor.as_deref(), limit)
+        .await
+        .map_err(store_error)?;
+    let next_cursor = page
+        .cursor
+        .map(|cursor| Base64UrlUnpadded::encode_string(cursor.as_bytes()));
+    Ok(Response::json(
+        200,
+        &json!({ "serviceAccounts": page.accounts, "nextCursor": next_cursor }),
+    ))
+}
+
+async fn create<K: KeyValueStore, C: Clock, E: Entropy>(
+    request: &Request,
+    store: &AccountStore<'_, K>,
+    services: &AdminServices<'_, K, C, E>,
+) -> Result<Response, ApiError> {
+    let body = json_body(request, false)?;
+    check_field_names(&body).map_err(field_error)?;
+    let fields = validate(&body, services.settings).map_err(field_error)?;
+    let id = new_account_id(services.entropy)?;
+    let now = rfc3339(services.clock);
+    let account = store.create(&id, fields, &now).await.map_err(store_error)?;
+    Ok(Response::json(201, &account).with_header("location", &format!("{COLLECTION_PATH}/{id}")))
+}
+
+async fn patch<K: KeyValueStore, C: Clock, E: Entropy>(
+    request: &Request,
+    id: &str,
+    store: &AccountStore<'_, K>,
+    services: &AdminServices<'_, K, C, E>,
+) -> Result<Response, ApiError> {
+    let patch = json_body(request, true)?;
+    let account = find(store, id).await?;
+    check_field_names(&patch).map_err(field_error)?;
+    let mut merged = match serde_json::to_value(&account.fields) {
+        Ok(Value::Object(fields)) => fields,
+        _ => {
+            return Err(ApiError::Internal {
+                description: format!("account {id} could not be re-read"),
+            })
+        }
+    };
+    // Setting one subject rule replaces the other, unless the patch names both.
+    for (set, other) in [("subject", "subjectPattern"), ("subjectPattern", "subject")] {
+        if patch.get(set).is_some_and(|value| !value.is_null()) && !patch.contains_key(other) {
+            merged.remove(other);
+        }
+    }
+    merge_patch(&mut merged, &patch);
+    let fields = validate(&merged, services.settings).map_err(field_error)?;
+    let updated = store
+        .update(&account, fields, &rfc3339(services.clock))
+        .await
+        .map_err(store_error)?;
+    Ok(Response::json(200, &updated))
+}
+
+async fn find<K: KeyValueStore>(
+    store: &AccountStore<'_, K>,
+    id: &str,
+) -> Result<Account, ApiError> {
+    let not_found = || ApiError::NoSuchResource {
+        description: format!("there is no service account with id {id:?}"),
+    };
+    if !is_account_id(id) {
+        return Err(not_found());
+    }
+    store
+        .get(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)
+}
+
+/// The body as a JSON object, after the media type, size and syntax checks.
+fn json_body(request: &Request, merge_patch_allowed: bool) -> Result<Map<String, Value>, ApiError> {
+    let declared = request
+        .header("content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if request.body.len() > MAX_BODY_BYTES
+        || declared.is_some_and(|length| length > MAX_BODY_BYTES as u64)
+    {
+        return Err(ApiError::PayloadTooLarge {
+            limit_bytes: MAX_BODY_BYTES,
+        });
+    }
+    let media_type = request.header("content-type").map(|value| {
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let accepted = match media_type.as_deref() {
+        Some("application/json") => true,
+        Some("application/merge-patch+json") => merge_patch_allowed,
+        _ => false,
+    };
+    if !accepted {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: if merge_patch_allowed {
+                "application/json or application/merge-patch+json"
+            } else {
+                "application/json"
+            },
+        });
+    }
+    match parse_strict(&request.body, MAX_JSON_DEPTH) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(invalid(None, "the body must be a JSON object")),
+        Err(error) => Err(invalid(
+            None,
+            format!("the body is not valid JSON: {error}"),
+        )),
+    }
+}
+
+/// A random (version 4) UUID, lower-case: the id of a new account.
+fn new_account_id(entropy: &impl Entropy) -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    entropy
+        .fill(&mut bytes)
+        .map_err(|error| ApiError::Unavailable {
+            description: format!("no random bytes for a new id: {}", error.0),
+        })?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
+/// Whether `id` has the form of an account id (a lower-case UUID).
+pub fn is_account_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, byte)| match i {
+            8 | 13 | 18 | 23 => byte == b'-',
+            _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte),
+        })
+}
+
+/// The clock's time as RFC 3339 with milliseconds, UTC.
+fn rfc3339(clock: &impl Clock) -> String {
+    let millis = i64::try_from(clock.now_millis()).unwrap_or(i64::MAX);
+    DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn invalid(field: Option<&str>, description: impl Into<String>) -> ApiError {
+    ApiError::InvalidRequest {
+        field: field.map(str::to_owned),
+        description: description.into(),
+    }
+}
+
+fn field_error(error: FieldError) -> ApiError {
+    ApiError::InvalidRequest {
+        field: error.field,
+        description: error.message,
+    }
+}
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Storage(error) => ApiError::Unavailable {
+            description: format!("the account store is unavailable ({error}); try again"),
+        },
+        StoreError::Conflict { existing_id, rule } => {
+            let (field, value) = match &rule {
+                SubjectRule::Exact(subject) => ("subject", subject),
+                SubjectRule::Pattern(pattern) => ("subjectPattern", pattern),
+            };
+            ApiError::Conflict {
+                description: format!(
+                    "service account {existing_id} already has this issuerURL and {field} {value:?}; each pair may belong to one account"
+                ),
+            }
+        }
+        StoreError::Corrupt { key } => ApiError::Internal {
+            description: format!("the stored value {key} could not be read"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
