@@ -12,6 +12,20 @@ use crate::ports::{
     StorageError,
 };
 
+/// Runs a future that only awaits in-memory services to completion. Those never pend, so one
+/// poll suffices; a future that does pend is a test bug and panics.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("block_on: the future awaited something that is not in memory"),
+    }
+}
+
 /// A stored value and the TTL it was written with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredValue {

@@ -307,7 +307,7 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::MemoryStore;
+    use crate::memory::{block_on, MemoryStore};
     use crate::ports::KeyValueStore;
 
     const NOW: &str = "2026-11-23T12:00:00.000Z";
@@ -332,19 +332,6 @@ mod tests {
 
     fn exact(subject: &str) -> SubjectRule {
         SubjectRule::Exact(subject.into())
-    }
-
-    /// Runs a future to completion; the memory store never pends.
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut future = std::pin::pin!(future);
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(output) => output,
-            Poll::Pending => panic!("the memory store does not pend"),
-        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::app::{handle as handle_request, Config, Services};
-use crate::memory::{CountingEntropy, FixedClock, MemoryStore};
+use crate::memory::{block_on, CountingEntropy, FixedClock, MemoryStore};
 use crate::settings::Vars;
 use crate::signing_keys::SigningKeysError;
 
@@ -60,18 +60,6 @@ impl World {
             request.body = body.to_string().into_bytes();
         }
         self.send(request)
-    }
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("in-memory services do not pend"),
     }
 }
 
