@@ -18,9 +18,12 @@ pub mod glob;
 pub mod http;
 pub mod json;
 pub mod memory;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native_crypto;
 pub mod ports;
 pub mod settings;
 pub mod signing_keys;
+pub mod token;
 pub mod url;
 
 #[cfg(target_arch = "wasm32")]

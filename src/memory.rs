@@ -39,6 +39,7 @@ pub struct MemoryStore {
     entries: RefCell<BTreeMap<String, StoredValue>>,
     /// When set, every call fails with this message: a KV outage.
     failure: RefCell<Option<String>>,
+    reads: Cell<usize>,
     writes: Cell<usize>,
 }
 
@@ -62,6 +63,11 @@ impl MemoryStore {
         self.entries.borrow().keys().cloned().collect()
     }
 
+    /// How many gets and lists were asked.
+    pub fn reads(&self) -> usize {
+        self.reads.get()
+    }
+
     /// How many puts and deletes succeeded.
     pub fn writes(&self) -> usize {
         self.writes.get()
@@ -77,6 +83,7 @@ impl MemoryStore {
 
 impl KeyValueStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.reads.set(self.reads.get() + 1);
         self.check()?;
         Ok(self
             .entries

@@ -8,7 +8,8 @@
 //! |---|---|---|
 //! | [`KeyValueStore`] (`ACCOUNTS`, `JWKS_CACHE`) | Workers KV | [`crate::memory::MemoryStore`] |
 //! | [`KeySetFetcher`] | `fetch()` | [`crate::memory::MemoryFetcher`] |
-//! | [`Signer`] | Web Crypto `crypto.subtle` | [`crate::memory::MemorySigner`] (test-only) |
+//! | [`Signer`] | Web Crypto `crypto.subtle` | [`crate::memory::MemorySigner`] (native only) |
+//! | [`SignatureVerifier`] | Web Crypto `crypto.subtle` | [`crate::native_crypto::RustCryptoVerifier`] (native only) |
 //! | [`Entropy`] | `crypto.getRandomValues` (getrandom) | [`crate::memory::CountingEntropy`] |
 //! | [`Clock`] | `Date.now()` | [`crate::memory::FixedClock`] |
 //!
@@ -91,6 +92,22 @@ pub enum FetchError {
 /// Fetches issuer documents (OIDC discovery, JWKS) by URL under the SPEC's limits.
 pub trait KeySetFetcher {
     async fn fetch(&self, url: &str) -> Result<Fetched, FetchError>;
+}
+
+/// Why a signature could not be checked at all (as opposed to checked and found wrong).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyError(pub String);
+
+/// Verifies a workload token's signature with one of its issuer's keys. The key has already
+/// been checked to fit the algorithm, and the signature's shape to fit the key.
+pub trait SignatureVerifier {
+    async fn verify(
+        &self,
+        alg: crate::token::alg::Alg,
+        key: &crate::token::keys::IssuerKey,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, VerifyError>;
 }
 
 /// Why signing failed.

@@ -1,0 +1,225 @@
+//! Claims of a workload's token (SPEC.md validation step 5): required claims, their types,
+//! the time rules with leeway and the 2-hour lifetime limit, then the account's issuer,
+//! audience, subject and `claims` rules. No I/O and no clock: `now` is passed in.
+
+use serde_json::{Map, Value};
+
+use super::reason::{reject, Reason, Rejection};
+use crate::accounts::{AccountFields, SubjectRule};
+use crate::glob::Glob;
+
+/// Longest accepted lifetime, `exp − iat`, in seconds: 2 hours (SPEC.md, and the seed:
+/// "JWTs with a validity period longer than 2 hours will be rejected").
+pub const MAX_LIFETIME_SECONDS: f64 = 7200.0;
+
+/// Largest magnitude of a numeric date: 2^53, beyond which JSON numbers lose integer precision.
+pub const MAX_NUMERIC_DATE: f64 = 9_007_199_254_740_992.0;
+
+/// The identity claims of a token, read before its signature is checked to find the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub iss: String,
+    pub sub: String,
+    pub jti: Option<String>,
+}
+
+/// Reads `iss`, `sub` and (if present) `jti`: required non-empty strings, and a string.
+pub fn identity(claims: &Map<String, Value>) -> Result<Identity, Rejection> {
+    let iss = required_string(claims, "iss")?;
+    let sub = required_string(claims, "sub")?;
+    let jti = match claims.get("jti") {
+        None => None,
+        Some(Value::String(jti)) => Some(jti.clone()),
+        Some(_) => return reject(Reason::InvalidClaim, "jti is not a string"),
+    };
+    Ok(Identity { iss, sub, jti })
+}
+
+fn required_string(claims: &Map<String, Value>, name: &str) -> Result<String, Rejection> {
+    match claims.get(name) {
+        None => reject(
+            Reason::MissingClaim,
+            format!("the token has no {name} claim"),
+        ),
+        Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+        Some(Value::String(_)) => {
+            reject(Reason::InvalidClaim, format!("{name} is an empty string"))
+        }
+        Some(_) => reject(Reason::InvalidClaim, format!("{name} is not a string")),
+    }
+}
+
+/// The checked times of a token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Times {
+    pub exp: f64,
+    pub iat: f64,
+    pub nbf: Option<f64>,
+}
+
+/// Checks presence and types of `aud`, `exp`, `iat`, `nbf`, then the time rules at `now`
+/// with `leeway` seconds, reporting the first failure of: token_expired, token_not_yet_valid,
+/// issued_in_future, lifetime_too_long.
+pub fn check_times(claims: &Map<String, Value>, now: i64, leeway: u64) -> Result<Times, Rejection> {
+    for name in ["aud", "exp", "iat"] {
+        if !claims.contains_key(name) {
+            return reject(
+                Reason::MissingClaim,
+                format!("the token has no {name} claim"),
+            );
+        }
+    }
+    audiences(claims)?;
+    let exp = numeric_date(claims, "exp")?.unwrap_or_default();
+    let iat = numeric_date(claims, "iat")?.unwrap_or_default();
+    let nbf = numeric_date(claims, "nbf")?;
+    if exp <= iat {
+        return reject(
+            Reason::InvalidClaim,
+            format!("exp ({exp}) is not after iat ({iat})"),
+        );
+    }
+    let (now, leeway) = (now as f64, leeway as f64);
+    if exp <= now - leeway {
+        return reject(
+            Reason::TokenExpired,
+            format!(
+                "the token expired at {exp}, {} s ago (leeway {leeway} s)",
+                now - exp
+            ),
+        );
+    }
+    if let Some(nbf) = nbf {
+        if nbf > now + leeway {
+            return reject(
+                Reason::TokenNotYetValid,
+                format!(
+                    "the token is not valid before {nbf}, {} s from now (leeway {leeway} s)",
+                    nbf - now
+                ),
+            );
+        }
+    }
+    if iat > now + leeway {
+        return reject(
+            Reason::IssuedInFuture,
+            format!(
+                "the token's iat {iat} is {} s in the future (leeway {leeway} s)",
+                iat - now
+            ),
+        );
+    }
+    if exp - iat > MAX_LIFETIME_SECONDS {
+        return reject(
+            Reason::LifetimeTooLong,
+            format!("the token is valid for {} s (exp − iat); at most {MAX_LIFETIME_SECONDS} s (2 hours) are accepted", exp - iat),
+        );
+    }
+    Ok(Times { exp, iat, nbf })
+}
+
+/// A numeric date claim: absent, or a finite JSON number within ±2^53.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Rejection> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(number)) => {
+            // Integers are compared exactly: as floats, 2^53 + 1 would round to 2^53.
+            let in_range = match (number.as_i64(), number.as_u64(), number.as_f64()) {
+                (Some(value), _, _) => value.unsigned_abs() <= MAX_NUMERIC_DATE as u64,
+                (None, Some(value), _) => value <= MAX_NUMERIC_DATE as u64,
+                (None, None, Some(value)) => value.is_finite() && value.abs() <= MAX_NUMERIC_DATE,
+                _ => false,
+            };
+            match number.as_f64() {
+                Some(value) if in_range => Ok(Some(value)),
+                _ => reject(
+                    Reason::InvalidClaim,
+                    format!("{name} is out of range (beyond ±2^53)"),
+                ),
+            }
+        }
+        Some(_) => reject(
+            Reason::InvalidClaim,
+            format!("{name} is not a number (NumericDate)"),
+        ),
+    }
+}
+
+/// `aud` as a list: a string, or an array of strings.
+pub fn audiences(claims: &Map<String, Value>) -> Result<Vec<&str>, Rejection> {
+    match claims.get("aud") {
+        None => reject(Reason::MissingClaim, "the token has no aud claim"),
+        Some(Value::String(aud)) => Ok(vec![aud.as_str()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str().ok_or_else(|| {
+                    Rejection::new(
+                        Reason::InvalidClaim,
+                        "aud is an array with a non-string member",
+                    )
+                })
+            })
+            .collect(),
+        Some(_) => reject(
+            Reason::InvalidClaim,
+            "aud is neither a string nor an array of strings",
+        ),
+    }
+}
+
+/// The account's issuer rule. Before the signature is verified, the description may only echo
+/// the token, so this names the account by id, not by its configured issuer.
+pub fn check_issuer(account_id: &str, account: &AccountFields, iss: &str) -> Result<(), Rejection> {
+    if account.issuer_url == iss {
+        return Ok(());
+    }
+    reject(
+        Reason::IssuerMismatch,
+        format!("the token's iss {iss:?} is not the issuer of service account {account_id}"),
+    )
+}
+
+/// The account's audience, subject and `claims` rules; run after the signature verified, so the
+/// descriptions name both the token's and the account's values.
+pub fn check_policy(
+    account: &AccountFields,
+    claims: &Map<String, Value>,
+    sub: &str,
+) -> Result<(), Rejection> {
+    let audiences = audiences(claims)?;
+    if !audiences.contains(&account.audience.as_str()) {
+        return reject(
+            Reason::AudienceMismatch,
+            format!(
+                "aud {audiences:?} does not contain the account's audience {:?}",
+                account.audience
+            ),
+        );
+    }
+    if !account.subject.matches(sub) {
+        let rule = match &account.subject {
+            SubjectRule::Exact(subject) => format!("subject {subject:?}"),
+            SubjectRule::Pattern(pattern) => format!("subjectPattern {pattern:?}"),
+        };
+        return reject(
+            Reason::SubjectMismatch,
+            format!("sub {sub:?} does not match the account's {rule}"),
+        );
+    }
+    for (name, pattern) in &account.claims {
+        let text = match claims.get(name) {
+            None => return reject(Reason::ClaimMismatch, format!("the token has no {name} claim, which the account requires to match {pattern:?}")),
+            Some(Value::String(text)) => text.clone(),
+            Some(value @ (Value::Bool(_) | Value::Number(_))) => value.to_string(),
+            Some(_) => return reject(Reason::ClaimMismatch, format!("claim {name} is not a string, boolean or number, so it cannot match {pattern:?}")),
+        };
+        if !Glob::new(pattern).matches(&text) {
+            return reject(
+                Reason::ClaimMismatch,
+                format!("claim {name} is {text:?}, which does not match the account's {pattern:?}"),
+            );
+        }
+    }
+    Ok(())
+}

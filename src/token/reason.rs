@@ -1,0 +1,88 @@
+//! Why a workload's token was refused: SPEC.md's stable `reason` list, and a rejection with
+//! its words. No I/O here.
+
+use std::fmt;
+
+/// The stable machine-readable reasons of SPEC.md. Clients may switch on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    MalformedToken,
+    TokenTooLarge,
+    UnsupportedAlgorithm,
+    UnknownKey,
+    KeyMismatch,
+    BadSignature,
+    TokenExpired,
+    TokenNotYetValid,
+    IssuedInFuture,
+    LifetimeTooLong,
+    MissingClaim,
+    InvalidClaim,
+    IssuerMismatch,
+    AudienceMismatch,
+    SubjectMismatch,
+    ClaimMismatch,
+    NoMatchingAccount,
+    AmbiguousAccount,
+    AccountDisabled,
+    ScopeNotAllowed,
+    JwksUnavailable,
+    JwksInvalid,
+}
+
+impl Reason {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedToken => "malformed_token",
+            Self::TokenTooLarge => "token_too_large",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::KeyMismatch => "key_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaim => "invalid_claim",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::SubjectMismatch => "subject_mismatch",
+            Self::ClaimMismatch => "claim_mismatch",
+            Self::NoMatchingAccount => "no_matching_account",
+            Self::AmbiguousAccount => "ambiguous_account",
+            Self::AccountDisabled => "account_disabled",
+            Self::ScopeNotAllowed => "scope_not_allowed",
+            Self::JwksUnavailable => "jwks_unavailable",
+            Self::JwksInvalid => "jwks_invalid",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token judged and refused: the reason, and exactly what failed in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub description: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, description: impl Into<String>) -> Self {
+        Self {
+            reason,
+            description: description.into(),
+        }
+    }
+}
+
+/// Shorthand for `Err(Rejection::new(..))`.
+pub fn reject<T>(reason: Reason, description: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection::new(reason, description))
+}
