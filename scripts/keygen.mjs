@@ -1,6 +1,10 @@
 // Makes ES256 signing keys for SIGNING_KEYS, with Node's Web Crypto.
 //
 //   node scripts/keygen.mjs              prints a new JWK Set with one private key
+//   node scripts/keygen.mjs --append     reads a SIGNING_KEYS value on stdin, prints it with a
+//                                        new key added last (published, not yet signing)
+//   node scripts/keygen.mjs --promote    reads a SIGNING_KEYS value on stdin, prints it with
+//                                        its last key moved first (now signing)
 //   node scripts/keygen.mjs --dev-vars   prints a whole .dev.vars (keys, admin token, loopback)
 //
 // The kid is the key's RFC 7638 thumbprint, as edge-sts would compute for a key without one.
@@ -22,7 +26,29 @@ export function newAdminToken() {
   return randomBytes(32).toString("base64url");
 }
 
+async function readKeySet() {
+  let text = "";
+  for await (const chunk of process.stdin) text += chunk;
+  let set;
+  try {
+    set = JSON.parse(text);
+  } catch {
+    throw new Error("stdin is not JSON; pipe the current SIGNING_KEYS value in");
+  }
+  if (!Array.isArray(set?.keys) || set.keys.length === 0) {
+    throw new Error('stdin is not a JWK Set {"keys": [...]} with at least one key');
+  }
+  return set;
+}
+
 async function main() {
+  if (process.argv.includes("--append") || process.argv.includes("--promote")) {
+    const set = await readKeySet();
+    if (process.argv.includes("--append")) set.keys.push(await newPrivateJwk());
+    else set.keys.unshift(set.keys.pop());
+    process.stdout.write(JSON.stringify(set) + "\n");
+    return;
+  }
   const keys = JSON.stringify({ keys: [await newPrivateJwk()] });
   if (process.argv.includes("--dev-vars")) {
     process.stdout.write(
@@ -45,5 +71,10 @@ async function main() {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await main();
+  try {
+    await main();
+  } catch (error) {
+    process.stderr.write(`keygen: ${error.message}\n`);
+    process.exit(1);
+  }
 }

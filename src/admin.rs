@@ -237,6 +237,11 @@ async fn patch<K: KeyValueStore, C: Clock, E: Entropy>(
     Ok(Response::json(200, &updated))
 }
 
+/// The account with this id, or a 404 (also for ids that are not UUIDs).
+pub async fn find_account<K: KeyValueStore>(accounts: &K, id: &str) -> Result<Account, ApiError> {
+    find(&AccountStore::new(accounts), id).await
+}
+
 async fn find<K: KeyValueStore>(
     store: &AccountStore<'_, K>,
     id: &str,

@@ -4,17 +4,25 @@
 //! native tests call it the same way with in-memory services, without a server. Errors flow up
 //! as [`ApiError`] and become responses in one place. No I/O here beyond the services.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::admin::{
     self, AdminServices, AdminToken, COLLECTION_METHODS, COLLECTION_PATH, ITEM_METHODS,
 };
 use crate::discovery;
 use crate::error::ApiError;
+use crate::form::parse_form;
 use crate::http::{Method, Request, Response};
-use crate::ports::{Clock, Entropy, KeyValueStore};
+use crate::json::parse_strict;
+use crate::ports::{
+    Clock, Entropy, EventLog, KeySetFetcher, KeyValueStore, SignatureVerifier, Signer,
+};
 use crate::settings::Settings;
 use crate::signing_keys::{SigningKeys, SigningKeysError};
+use crate::token::endpoint::{self, parse_token_request};
+use crate::token::exchange::Exchange;
+use crate::token::introspect::introspect;
+use crate::token::key_sets::KeySets;
 
 /// What an isolate parses once from its vars and secrets and keeps for every request.
 #[derive(Debug)]
@@ -41,11 +49,20 @@ impl Config {
 }
 
 /// The outside world, as the core sees it.
-pub struct Services<'a, K: KeyValueStore, C: Clock, E: Entropy> {
+pub struct Services<'a, K, F, V, S, E, C, L> {
     /// The `ACCOUNTS` namespace.
     pub accounts: &'a K,
-    pub clock: &'a C,
+    /// The `JWKS_CACHE` namespace.
+    pub jwks_cache: &'a K,
+    /// The isolate's key-set cache.
+    pub key_sets: &'a KeySets,
+    pub fetcher: &'a F,
+    pub verifier: &'a V,
+    /// The active signing key; `None` when `SIGNING_KEYS` is unusable.
+    pub signer: Option<&'a S>,
     pub entropy: &'a E,
+    pub clock: &'a C,
+    pub log: &'a L,
 }
 
 /// The endpoints.
@@ -54,11 +71,19 @@ enum Route<'p> {
     Health,
     Jwks,
     Metadata,
+    /// `/oauth2/token`, or the Venafi path with its tenant id.
+    Token {
+        tenant: Option<&'p str>,
+    },
+    Introspect,
     /// `/v1/serviceaccounts` (`None`) or `/v1/serviceaccounts/{id}`.
     Accounts(Option<&'p str>),
+    /// `/v1/serviceaccounts/{id}/verify`.
+    Verify(&'p str),
 }
 
 const GET: &[Method] = &[Method::Get];
+const POST: &[Method] = &[Method::Post];
 
 /// The route of `path` and the methods it takes.
 fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
@@ -68,36 +93,101 @@ fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
             return Some((Route::Metadata, GET))
         }
+        "/oauth2/token" => return Some((Route::Token { tenant: None }, POST)),
+        "/oauth2/introspect" => return Some((Route::Introspect, POST)),
         COLLECTION_PATH => return Some((Route::Accounts(None), COLLECTION_METHODS)),
         _ => {}
     }
-    let id = path.strip_prefix(COLLECTION_PATH)?.strip_prefix('/')?;
-    (!id.is_empty() && !id.contains('/')).then_some((Route::Accounts(Some(id)), ITEM_METHODS))
+    if let Some(tenant) = path
+        .strip_prefix("/v1/oauth2/v2.0/")
+        .and_then(|rest| rest.strip_suffix("/token"))
+        .filter(|tenant| !tenant.is_empty() && !tenant.contains('/'))
+    {
+        return Some((
+            Route::Token {
+                tenant: Some(tenant),
+            },
+            POST,
+        ));
+    }
+    let rest = path.strip_prefix(COLLECTION_PATH)?.strip_prefix('/')?;
+    match rest.split_once('/') {
+        None if !rest.is_empty() => Some((Route::Accounts(Some(rest)), ITEM_METHODS)),
+        Some((id, "verify")) if !id.is_empty() => Some((Route::Verify(id), POST)),
+        _ => None,
+    }
 }
 
 /// Answers one request. Never panics on any input; every error is a JSON body.
-pub async fn handle<K: KeyValueStore, C: Clock, E: Entropy>(
+pub async fn handle<K, F, V, S, E, C, L>(
     request: &Request,
     config: &Config,
-    services: &Services<'_, K, C, E>,
-) -> Response {
+    services: &Services<'_, K, F, V, S, E, C, L>,
+) -> Response
+where
+    K: KeyValueStore,
+    F: KeySetFetcher,
+    V: SignatureVerifier,
+    S: Signer,
+    E: Entropy,
+    C: Clock,
+    L: EventLog,
+{
     dispatch(request, config, services)
         .await
         .unwrap_or_else(ApiError::into_response)
 }
 
-async fn dispatch<K: KeyValueStore, C: Clock, E: Entropy>(
+async fn dispatch<K, F, V, S, E, C, L>(
     request: &Request,
     config: &Config,
-    services: &Services<'_, K, C, E>,
-) -> Result<Response, ApiError> {
+    services: &Services<'_, K, F, V, S, E, C, L>,
+) -> Result<Response, ApiError>
+where
+    K: KeyValueStore,
+    F: KeySetFetcher,
+    V: SignatureVerifier,
+    S: Signer,
+    E: Entropy,
+    C: Clock,
+    L: EventLog,
+{
     let (route, allow) = route(&request.path).ok_or_else(|| ApiError::NotFound {
         path: request.path.clone(),
     })?;
+    if let Route::Token {
+        tenant: Some(tenant),
+    } = route
+    {
+        // The Venafi-compatible path exists only for the configured tenant.
+        let configured = config
+            .settings
+            .as_ref()
+            .ok()
+            .and_then(|settings| settings.tenant_id.as_deref());
+        if configured != Some(tenant) {
+            return Err(ApiError::NotFound {
+                path: request.path.clone(),
+            });
+        }
+    }
     if !allow.contains(&request.method) {
         return Err(ApiError::MethodNotAllowed { allow });
     }
     let settings = config.settings()?;
+    let now = (services.clock.now_millis() / 1000) as i64;
+    let exchange = Exchange {
+        settings,
+        issuer: settings.issuer_for(&request.origin),
+        accounts: services.accounts,
+        jwks_cache: services.jwks_cache,
+        key_sets: services.key_sets,
+        fetcher: services.fetcher,
+        verifier: services.verifier,
+        signer: services.signer,
+        entropy: services.entropy,
+        now,
+    };
     match route {
         Route::Health => {
             // Healthy means able to mint: the keys must be usable too.
@@ -115,6 +205,29 @@ async fn dispatch<K: KeyValueStore, C: Clock, E: Entropy>(
             Response::json(200, &discovery::metadata(settings, &request.origin))
                 .with_header("cache-control", "public, max-age=3600"),
         ),
+        Route::Token { .. } => Ok(token(request, config, &exchange, services.log).await),
+        Route::Introspect => {
+            admin::authenticate(request, config.admin_token.as_ref())?;
+            let keys = config.signing_keys()?;
+            let token = single_form_value(request, "token")?;
+            let answer = introspect(
+                &token,
+                keys,
+                exchange.issuer,
+                services.accounts,
+                services.verifier,
+                now,
+            )
+            .await;
+            Ok(Response::json(200, &answer).with_header("cache-control", "no-store"))
+        }
+        Route::Verify(id) => {
+            admin::authenticate(request, config.admin_token.as_ref())?;
+            let account = admin::find_account(services.accounts, id).await?;
+            let token = json_token(request)?;
+            let answer = exchange.dry_run(&account, &token).await;
+            Ok(Response::json(200, &answer).with_header("cache-control", "no-store"))
+        }
         Route::Accounts(target) => {
             admin::authenticate(request, config.admin_token.as_ref())?;
             let admin_services = AdminServices {
@@ -126,5 +239,143 @@ async fn dispatch<K: KeyValueStore, C: Clock, E: Entropy>(
             let response = admin::handle(request, target, &admin_services).await?;
             Ok(response.with_header("cache-control", "no-store"))
         }
+    }
+}
+
+/// The token endpoint: parse, exchange, answer, and log one line whatever happens.
+async fn token<K, F, V, S, E, L>(
+    request: &Request,
+    config: &Config,
+    exchange: &Exchange<'_, K, K, F, V, S, E>,
+    log: &L,
+) -> Response
+where
+    K: KeyValueStore,
+    F: KeySetFetcher,
+    V: SignatureVerifier,
+    S: Signer,
+    E: Entropy,
+    L: EventLog,
+{
+    let (form, token_request) = match parse_token_request(request) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            log.record(endpoint::log_event(
+                None,
+                None,
+                error.status(),
+                Some(&error),
+            ));
+            return error.into_response();
+        }
+    };
+    if let Err(error) = config.signing_keys() {
+        log.record(endpoint::log_event(
+            Some(form),
+            None,
+            error.status(),
+            Some(&error),
+        ));
+        return error.into_response();
+    }
+    let outcome = exchange.run(&token_request).await;
+    let (response, error) = match &outcome.result {
+        Ok(issued) => (endpoint::success(&issued.access_token, &issued.scope), None),
+        Err(failure) => {
+            let error = endpoint::error_for(form, failure);
+            (error.clone().into_response(), Some(error))
+        }
+    };
+    log.record(endpoint::log_event(
+        Some(form),
+        Some(&outcome),
+        response.status,
+        error.as_ref(),
+    ));
+    response
+}
+
+/// The one value of `name` in a form body (introspection's `token`).
+fn single_form_value(request: &Request, name: &str) -> Result<String, ApiError> {
+    let invalid = |description: String| ApiError::InvalidRequest {
+        field: Some(name.to_owned()),
+        description,
+    };
+    let media_type = request
+        .header("content-type")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media_type != "application/x-www-form-urlencoded" {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/x-www-form-urlencoded",
+        });
+    }
+    if request.body.len() > endpoint::MAX_FORM_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit_bytes: endpoint::MAX_FORM_BYTES,
+        });
+    }
+    let pairs = parse_form(&request.body)
+        .map_err(|error| invalid(format!("the form cannot be decoded: {error}")))?;
+    let mut values = pairs
+        .into_iter()
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value);
+    match (values.next(), values.next()) {
+        (Some(value), None) if !value.is_empty() => Ok(value),
+        (Some(_), Some(_)) => Err(invalid(format!("{name} is given more than once"))),
+        _ => Err(invalid(format!("{name} is required"))),
+    }
+}
+
+/// The `token` member of a JSON body (the dry run's).
+fn json_token(request: &Request) -> Result<String, ApiError> {
+    let media_type = request
+        .header("content-type")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media_type != "application/json" {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    if request.body.len() > admin::MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit_bytes: admin::MAX_BODY_BYTES,
+        });
+    }
+    let invalid = |field: Option<&str>, description: &str| ApiError::InvalidRequest {
+        field: field.map(str::to_owned),
+        description: description.to_owned(),
+    };
+    match parse_strict(&request.body, admin::MAX_JSON_DEPTH) {
+        Ok(Value::Object(body)) => match (body.get("token"), body.len()) {
+            (Some(Value::String(token)), 1) if !token.is_empty() => Ok(token.clone()),
+            (Some(_), 1) => Err(invalid(
+                Some("token"),
+                "token must be a non-empty string (the JWT to test)",
+            )),
+            (None, _) => Err(invalid(Some("token"), "token is required")),
+            _ => Err(invalid(
+                None,
+                "the body may only hold {\"token\": \"<JWT>\"}",
+            )),
+        },
+        Ok(_) => Err(invalid(
+            None,
+            "the body must be a JSON object {\"token\": \"<JWT>\"}",
+        )),
+        Err(error) => Err(invalid(
+            None,
+            &format!("the body is not valid JSON: {error}"),
+        )),
     }
 }

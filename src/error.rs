@@ -49,6 +49,14 @@ pub enum ApiError {
     },
     /// Something that should not happen (stored data that cannot be read back).
     Internal { description: String },
+    /// An RFC 6749 §5.2 token-endpoint error: `error` is the OAuth code, `reason` SPEC.md's
+    /// stable reason when a token was judged. A 503 carries `Retry-After`.
+    OAuth {
+        status: u16,
+        error: &'static str,
+        reason: Option<&'static str>,
+        description: String,
+    },
 }
 
 /// The JSON body of every error response.
@@ -59,6 +67,9 @@ struct ErrorBody<'a> {
     /// Present (possibly `null`) on 400s from field validation, as SPEC.md requires.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<Option<&'a str>>,
+    /// SPEC.md's stable reason, on token-endpoint errors that judged a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl ApiError {
@@ -74,6 +85,7 @@ impl ApiError {
             Self::Conflict { .. } => 409,
             Self::Unavailable { .. } => 503,
             Self::Misconfigured { .. } | Self::Internal { .. } => 500,
+            Self::OAuth { status, .. } => *status,
         }
     }
 
@@ -89,6 +101,7 @@ impl ApiError {
             Self::Conflict { .. } => "conflict",
             Self::Unavailable { .. } => "temporarily_unavailable",
             Self::Misconfigured { .. } | Self::Internal { .. } => "server_error",
+            Self::OAuth { error, .. } => error,
         }
     }
 
@@ -110,7 +123,8 @@ impl ApiError {
             | Self::InvalidRequest { description, .. }
             | Self::Conflict { description }
             | Self::Unavailable { description }
-            | Self::Internal { description } => description.clone(),
+            | Self::Internal { description }
+            | Self::OAuth { description, .. } => description.clone(),
             Self::Misconfigured { setting, problem } => {
                 format!("the server is misconfigured: {setting} {problem}")
             }
@@ -124,12 +138,17 @@ impl ApiError {
             Self::InvalidRequest { field, .. } => Some(field.as_deref()),
             _ => None,
         };
+        let reason = match &self {
+            Self::OAuth { reason, .. } => *reason,
+            _ => None,
+        };
         let response = Response::json(
             self.status(),
             &ErrorBody {
                 error: self.code(),
                 error_description: &description,
                 field,
+                reason,
             },
         );
         match self {
@@ -142,7 +161,7 @@ impl ApiError {
                 };
                 response.with_header("www-authenticate", challenge)
             }
-            Self::Unavailable { .. } => {
+            Self::Unavailable { .. } | Self::OAuth { status: 503, .. } => {
                 response.with_header("retry-after", &RETRY_AFTER_SECONDS.to_string())
             }
             _ => response,

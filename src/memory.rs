@@ -185,6 +185,22 @@ impl KeySetFetcher for MemoryFetcher {
     }
 }
 
+/// Log lines kept in memory, for tests to read.
+#[derive(Debug, Default)]
+pub struct MemoryLog(RefCell<Vec<serde_json::Value>>);
+
+impl MemoryLog {
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.0.borrow().clone()
+    }
+}
+
+impl crate::ports::EventLog for MemoryLog {
+    fn record(&self, event: serde_json::Value) {
+        self.0.borrow_mut().push(event);
+    }
+}
+
 /// A clock that says what the test tells it.
 #[derive(Debug)]
 pub struct FixedClock(Cell<u64>);

@@ -11,6 +11,7 @@
 //! | [`Signer`] | Web Crypto `crypto.subtle` | [`crate::memory::MemorySigner`] (native only) |
 //! | [`SignatureVerifier`] | Web Crypto `crypto.subtle` | [`crate::native_crypto::RustCryptoVerifier`] (native only) |
 //! | [`Entropy`] | `crypto.getRandomValues` (getrandom) | [`crate::memory::CountingEntropy`] |
+//! | [`EventLog`] | `console.log` | [`crate::memory::MemoryLog`] |
 //! | [`Clock`] | `Date.now()` | [`crate::memory::FixedClock`] |
 //!
 //! The futures are not `Send`: a Workers isolate runs one thread.
@@ -129,6 +130,12 @@ pub struct EntropyError(pub String);
 /// Cryptographically secure random bytes: account ids now, token ids later.
 pub trait Entropy {
     fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError>;
+}
+
+/// Where the one structured log line per token request goes (SPEC.md). The line is a JSON
+/// object without any token, signature or secret; the platform adds the latency.
+pub trait EventLog {
+    fn record(&self, event: serde_json::Value);
 }
 
 /// The current time. Read once per request by the platform layer and passed into the core.

@@ -4,9 +4,13 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::app::{handle as handle_request, Config, Services};
-use crate::memory::{block_on, CountingEntropy, FixedClock, MemoryStore};
+use crate::memory::{
+    block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemorySigner, MemoryStore,
+};
+use crate::native_crypto::RustCryptoVerifier;
 use crate::settings::Vars;
 use crate::signing_keys::SigningKeysError;
+use crate::token::key_sets::KeySets;
 
 const TOKEN: &str = "admin-token-for-tests";
 /// 2026-11-23T12:00:00Z
@@ -34,10 +38,17 @@ impl World {
     }
 
     fn send(&self, request: Request) -> (u16, Value, Response) {
+        let key_sets = KeySets::new();
         let services = Services {
             accounts: &self.kv,
-            clock: &self.clock,
+            jwks_cache: &self.kv,
+            key_sets: &key_sets,
+            fetcher: &MemoryFetcher::new(),
+            verifier: &RustCryptoVerifier,
+            signer: None::<&MemorySigner>,
             entropy: &self.entropy,
+            clock: &self.clock,
+            log: &MemoryLog::default(),
         };
         let response = block_on(handle_request(&request, &self.config, &services));
         let body = if response.body.is_empty() {

@@ -1,12 +1,22 @@
-//! Web Crypto (`crypto.subtle`) behind the core's [`Signer`] trait.
+//! Web Crypto (`crypto.subtle`) behind the core's [`Signer`] and [`SignatureVerifier`] traits.
+//! Imported keys are kept per isolate, so a warm exchange imports nothing.
 
 use worker::js_sys::{self, Array, Object, Uint8Array, JSON};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Crypto, CryptoKey, SubtleCrypto};
 
-use crate::ports::{SignError, Signer};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::ports::{SignError, SignatureVerifier, Signer, VerifyError};
 use crate::signing_keys::SigningKey;
+use crate::token::alg::{Alg, KeyNeed};
+use crate::token::keys::IssuerKey;
+
+/// Most imported issuer keys kept per isolate; past it the cache starts over. Real isolates
+/// see a few issuers with a few keys each.
+const MAX_IMPORTED_KEYS: usize = 256;
 
 /// An ES256 private key imported into Web Crypto once per isolate.
 pub struct WebCryptoSigner {
@@ -65,5 +75,101 @@ impl Signer for WebCryptoSigner {
         let signature = JsFuture::from(promise).await.map_err(describe)?;
         // Web Crypto's ECDSA signature is already r‖s, the form JWS wants.
         Ok(Uint8Array::new(&signature).to_vec())
+    }
+}
+
+/// Verifies workload tokens with Web Crypto, keeping each imported key.
+#[derive(Default)]
+pub struct WebCryptoVerifier {
+    /// `"{alg}|{public JWK}"` → the imported key.
+    keys: RefCell<HashMap<String, CryptoKey>>,
+}
+
+/// Web Crypto's import and verify parameters for `alg`.
+fn parameters(alg: Alg) -> (String, String) {
+    let hash = alg.hash().map(|hash| hash.name()).unwrap_or("");
+    match alg.key_need() {
+        KeyNeed::Rsa if alg.is_pss() => (
+            format!(r#"{{"name":"RSA-PSS","hash":"{hash}"}}"#),
+            format!(
+                r#"{{"name":"RSA-PSS","saltLength":{}}}"#,
+                alg.hash().map(|hash| hash.output_bytes()).unwrap_or(0)
+            ),
+        ),
+        KeyNeed::Rsa => (
+            format!(r#"{{"name":"RSASSA-PKCS1-v1_5","hash":"{hash}"}}"#),
+            r#"{"name":"RSASSA-PKCS1-v1_5"}"#.to_owned(),
+        ),
+        KeyNeed::Ec(curve) => (
+            format!(r#"{{"name":"ECDSA","namedCurve":"{}"}}"#, curve.name()),
+            format!(r#"{{"name":"ECDSA","hash":"{hash}"}}"#),
+        ),
+        KeyNeed::Ed25519 => (
+            r#"{"name":"Ed25519"}"#.to_owned(),
+            r#"{"name":"Ed25519"}"#.to_owned(),
+        ),
+    }
+}
+
+impl WebCryptoVerifier {
+    async fn imported(
+        &self,
+        alg: Alg,
+        key: &IssuerKey,
+        import: &str,
+    ) -> Result<CryptoKey, VerifyError> {
+        let jwk_text = key.public_jwk.to_string();
+        let cache_key = format!("{}|{jwk_text}", alg.name());
+        if let Some(key) = self.keys.borrow().get(&cache_key) {
+            return Ok(key.clone());
+        }
+        let to_verify = |error: SignError| VerifyError(error.0);
+        let jwk = json_object(&jwk_text).map_err(to_verify)?;
+        let algorithm = json_object(import).map_err(to_verify)?;
+        let usages = Array::of1(&JsValue::from_str("verify"));
+        let promise = subtle()
+            .map_err(to_verify)?
+            .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
+            .map_err(|error| to_verify(describe(error)))?;
+        let imported: CryptoKey = JsFuture::from(promise)
+            .await
+            .map_err(|error| to_verify(describe(error)))?
+            .unchecked_into();
+        let mut keys = self.keys.borrow_mut();
+        if keys.len() >= MAX_IMPORTED_KEYS {
+            keys.clear();
+        }
+        keys.insert(cache_key, imported.clone());
+        Ok(imported)
+    }
+}
+
+impl SignatureVerifier for WebCryptoVerifier {
+    async fn verify(
+        &self,
+        alg: Alg,
+        key: &IssuerKey,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, VerifyError> {
+        let (import, verify) = parameters(alg);
+        let crypto_key = self.imported(alg, key, &import).await?;
+        let to_verify = |error: SignError| VerifyError(error.0);
+        let algorithm = json_object(&verify).map_err(to_verify)?;
+        let promise = subtle()
+            .map_err(to_verify)?
+            .verify_with_object_and_u8_array_and_u8_array(
+                &algorithm,
+                &crypto_key,
+                signature,
+                signing_input,
+            )
+            .map_err(|error| to_verify(describe(error)))?;
+        // A rejected promise (say, a malformed signature) is a signature that does not verify.
+        Ok(JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|valid| valid.as_bool())
+            .unwrap_or(false))
     }
 }

@@ -5,6 +5,7 @@
 //! KV ([`kv`]), Web Crypto ([`crypto`]) and the clock.
 
 mod crypto;
+mod fetch;
 mod kv;
 
 use std::cell::RefCell;
@@ -15,12 +16,15 @@ use worker::{event, Context, Env, Headers};
 
 use crate::admin::{AdminToken, MAX_BODY_BYTES};
 use crate::app::{self, Config, Services};
+use crate::error::ApiError;
 use crate::http::{Method, Request, Response};
-use crate::ports::{Clock, Entropy, EntropyError};
+use crate::ports::{Clock, Entropy, EntropyError, EventLog};
 use crate::settings::{Settings, Vars};
 use crate::signing_keys::{SigningKeys, SigningKeysError};
+use crate::token::key_sets::KeySets;
 
-pub use crypto::WebCryptoSigner;
+pub use crypto::{WebCryptoSigner, WebCryptoVerifier};
+pub use fetch::WorkersFetcher;
 pub use kv::WorkersKv;
 
 /// What an isolate keeps between requests: the config parsed from `source`, and the active
@@ -30,8 +34,12 @@ struct IsolateState {
     /// secret) means parsing again.
     source: Vec<u8>,
     config: Rc<Config>,
-    #[allow(dead_code)] // signs minted tokens (issue 4)
+    /// The active signing key, imported into Web Crypto.
     signer: Option<Rc<WebCryptoSigner>>,
+    /// Issuer key sets and discovered JWKS URIs; kept across config changes.
+    key_sets: Rc<KeySets>,
+    /// Imported issuer keys.
+    verifier: Rc<WebCryptoVerifier>,
 }
 
 thread_local! {
@@ -45,6 +53,7 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let started = worker::Date::now().as_millis();
     let state = isolate_state(&env).await;
     let request = match read_request(req).await {
         Ok(request) => request,
@@ -56,20 +65,27 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             return to_worker_response(Response::json(400, &body));
         }
     };
-    let accounts = match env.kv("ACCOUNTS") {
-        Ok(namespace) => WorkersKv(namespace),
-        Err(_) => {
-            let error = crate::error::ApiError::Misconfigured {
-                setting: "ACCOUNTS",
-                problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
-            };
-            return to_worker_response(error.into_response());
-        }
+    let (accounts, jwks_cache) = match (kv(&env, "ACCOUNTS"), kv(&env, "JWKS_CACHE")) {
+        (Ok(accounts), Ok(jwks_cache)) => (accounts, jwks_cache),
+        (Err(error), _) | (_, Err(error)) => return to_worker_response(error.into_response()),
     };
+    let allow_http_loopback = state
+        .config
+        .settings
+        .as_ref()
+        .is_ok_and(|settings| settings.allow_http_loopback);
     let services = Services {
         accounts: &accounts,
-        clock: &WorkersClock,
+        jwks_cache: &jwks_cache,
+        key_sets: &state.key_sets,
+        fetcher: &WorkersFetcher {
+            allow_http_loopback,
+        },
+        verifier: &*state.verifier,
+        signer: state.signer.as_deref(),
         entropy: &WorkersEntropy,
+        clock: &WorkersClock,
+        log: &ConsoleLog { started },
     };
     let response = app::handle(&request, &state.config, &services).await;
     to_worker_response(response)
@@ -124,10 +140,16 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         signing_keys,
         admin_token: AdminToken::from_secret(admin_token),
     };
+    let (key_sets, verifier) = match STATE.with(|state| state.borrow().clone()) {
+        Some(previous) => (previous.key_sets.clone(), previous.verifier.clone()),
+        None => (Rc::default(), Rc::default()),
+    };
     let state = Rc::new(IsolateState {
         source,
         config: Rc::new(config),
         signer,
+        key_sets,
+        verifier,
     });
     STATE.with(|slot| *slot.borrow_mut() = Some(state.clone()));
     state
@@ -135,6 +157,15 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
 
 fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|value| value.to_string())
+}
+
+fn kv(env: &Env, binding: &'static str) -> Result<WorkersKv, ApiError> {
+    env.kv(binding)
+        .map(WorkersKv)
+        .map_err(|_| ApiError::Misconfigured {
+            setting: binding,
+            problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
+        })
 }
 
 fn secret(env: &Env, name: &str) -> Option<String> {
@@ -194,5 +225,22 @@ pub struct WorkersEntropy;
 impl Entropy for WorkersEntropy {
     fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError> {
         getrandom::fill(bytes).map_err(|error| EntropyError(error.to_string()))
+    }
+}
+
+/// One JSON line per token request on the console (Workers Logs / `wrangler tail`), with the
+/// request's latency added. The core never hands it a token, a signature or a secret.
+pub struct ConsoleLog {
+    /// `Date.now()` when the request arrived.
+    pub started: u64,
+}
+
+impl EventLog for ConsoleLog {
+    fn record(&self, mut event: serde_json::Value) {
+        // Workers freeze Date.now() during CPU work, so this counts I/O waits (KV, fetch); CPU
+        // time is in the platform's own metrics.
+        event["latency_ms"] =
+            serde_json::json!(worker::Date::now().as_millis().saturating_sub(self.started));
+        worker::console_log!("{event}");
     }
 }

@@ -187,32 +187,66 @@ pub fn check_policy(
     claims: &Map<String, Value>,
     sub: &str,
 ) -> Result<(), Rejection> {
+    check_audience(account, claims)?;
+    check_subject(account, sub)?;
+    check_claim_rules(account, claims)
+}
+
+/// The token's `aud` must contain the account's `audience` exactly.
+pub fn check_audience(
+    account: &AccountFields,
+    claims: &Map<String, Value>,
+) -> Result<(), Rejection> {
     let audiences = audiences(claims)?;
-    if !audiences.contains(&account.audience.as_str()) {
-        return reject(
-            Reason::AudienceMismatch,
-            format!(
-                "aud {audiences:?} does not contain the account's audience {:?}",
-                account.audience
-            ),
-        );
+    if audiences.contains(&account.audience.as_str()) {
+        return Ok(());
     }
-    if !account.subject.matches(sub) {
-        let rule = match &account.subject {
-            SubjectRule::Exact(subject) => format!("subject {subject:?}"),
-            SubjectRule::Pattern(pattern) => format!("subjectPattern {pattern:?}"),
-        };
-        return reject(
-            Reason::SubjectMismatch,
-            format!("sub {sub:?} does not match the account's {rule}"),
-        );
+    reject(
+        Reason::AudienceMismatch,
+        format!(
+            "aud {audiences:?} does not contain the account's audience {:?}",
+            account.audience
+        ),
+    )
+}
+
+/// The token's `sub` must satisfy the account's subject rule.
+pub fn check_subject(account: &AccountFields, sub: &str) -> Result<(), Rejection> {
+    if account.subject.matches(sub) {
+        return Ok(());
     }
+    let rule = match &account.subject {
+        SubjectRule::Exact(subject) => format!("subject {subject:?}"),
+        SubjectRule::Pattern(pattern) => format!("subjectPattern {pattern:?}"),
+    };
+    reject(
+        Reason::SubjectMismatch,
+        format!("sub {sub:?} does not match the account's {rule}"),
+    )
+}
+
+/// Each claim named in the account's `claims` must be a string (or a boolean or number,
+/// compared by its JSON text) matching the glob.
+pub fn check_claim_rules(
+    account: &AccountFields,
+    claims: &Map<String, Value>,
+) -> Result<(), Rejection> {
     for (name, pattern) in &account.claims {
         let text = match claims.get(name) {
-            None => return reject(Reason::ClaimMismatch, format!("the token has no {name} claim, which the account requires to match {pattern:?}")),
+            None => {
+                return reject(
+                    Reason::ClaimMismatch,
+                    format!("the token has no {name} claim, which the account requires to match {pattern:?}"),
+                )
+            }
             Some(Value::String(text)) => text.clone(),
             Some(value @ (Value::Bool(_) | Value::Number(_))) => value.to_string(),
-            Some(_) => return reject(Reason::ClaimMismatch, format!("claim {name} is not a string, boolean or number, so it cannot match {pattern:?}")),
+            Some(_) => {
+                return reject(
+                    Reason::ClaimMismatch,
+                    format!("claim {name} is not a string, boolean or number, so it cannot match {pattern:?}"),
+                )
+            }
         };
         if !Glob::new(pattern).matches(&text) {
             return reject(

@@ -40,7 +40,8 @@ pub struct Exchange<'a, K, J, F, V, S, E> {
     pub key_sets: &'a KeySets,
     pub fetcher: &'a F,
     pub verifier: &'a V,
-    pub signer: &'a S,
+    /// The active signing key; `None` when `SIGNING_KEYS` is unusable (then nothing is minted).
+    pub signer: Option<&'a S>,
     pub entropy: &'a E,
     /// Seconds since the epoch.
     pub now: i64,
@@ -297,7 +298,10 @@ where
         self.entropy.fill(&mut jti).map_err(|error| {
             ExchangeError::Signing(format!("no random bytes for jti: {}", error.0))
         })?;
-        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": self.signer.kid()});
+        let signer = self
+            .signer
+            .ok_or_else(|| ExchangeError::Signing("SIGNING_KEYS has no usable key".into()))?;
+        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": signer.kid()});
         let claims = json!({
             "iss": self.issuer,
             "sub": account.id,
@@ -310,8 +314,7 @@ where
             FEDERATED_CLAIM: {"iss": identity.iss, "sub": identity.sub, "jti": identity.jti},
         });
         let signing_input = format!("{}.{}", encode_json(&header), encode_json(&claims));
-        let signature = self
-            .signer
+        let signature = signer
             .sign(signing_input.as_bytes())
             .await
             .map_err(|error| ExchangeError::Signing(error.0))?;

@@ -23,6 +23,8 @@ pub const MAX_JSON_DEPTH: usize = 32;
 pub struct Jws {
     pub alg: Alg,
     pub kid: Option<String>,
+    /// The header's `typ`, if a string.
+    pub typ: Option<String>,
     pub claims: Map<String, Value>,
     /// `base64url(header) "." base64url(payload)`: what the signature covers.
     pub signing_input: String,
@@ -77,9 +79,11 @@ pub fn parse(token: &str) -> Result<Jws, Rejection> {
         Some(_) => return reject(Reason::MalformedToken, "the header's kid is not a string"),
     };
     let claims = decode_json(payload_b64, "payload")?;
+    let typ = header.get("typ").and_then(Value::as_str).map(str::to_owned);
     Ok(Jws {
         alg,
         kid,
+        typ,
         claims,
         signing_input: format!("{header_b64}.{payload_b64}"),
         signature,

@@ -82,8 +82,8 @@ struct Stored {
 pub struct KeySets {
     sets: RefCell<HashMap<String, Cached<KeySet>>>,
     jwks_uris: RefCell<HashMap<String, Cached<String>>>,
-    /// When each URL was last fetched (any outcome), for the refetch cooldown.
-    last_fetch: RefCell<HashMap<String, i64>>,
+    /// When each URL was last refetched for an unknown `kid` (any outcome), for the cooldown.
+    last_refetch: RefCell<HashMap<String, i64>>,
 }
 
 /// Where a key set comes from, and the services to get it.
@@ -150,19 +150,20 @@ impl KeySets {
         .await
     }
 
-    /// For an unknown `kid`: the key set fetched anew, unless `url` was fetched in the last
-    /// [`REFETCH_COOLDOWN_SECONDS`] (then `None`). A failed refetch is an error; the caller
-    /// still holds the set it had.
+    /// For an unknown `kid`: the key set fetched anew, unless `url` was already refetched for
+    /// an unknown `kid` in the last [`REFETCH_COOLDOWN_SECONDS`] (then `None`). A failed
+    /// refetch is an error; the caller still holds the set it had.
     pub async fn refetch<F: KeySetFetcher, K: KeyValueStore>(
         &self,
         url: &str,
         sources: &Sources<'_, F, K>,
         now: i64,
     ) -> Result<Option<Rc<KeySet>>, Rejection> {
-        let last = self.last_fetch.borrow().get(url).copied();
+        let last = self.last_refetch.borrow().get(url).copied();
         if last.is_some_and(|last| now - last < REFETCH_COOLDOWN_SECONDS) {
             return Ok(None);
         }
+        self.last_refetch.borrow_mut().insert(url.to_owned(), now);
         self.document(
             &self.sets,
             JWKS_PREFIX,
@@ -211,7 +212,6 @@ impl KeySets {
                 }
             }
         }
-        self.last_fetch.borrow_mut().insert(url.to_owned(), now);
         match fetch(url, sources, parse).await {
             Ok((value, stored_value, max_age)) => {
                 let fresh_until = now + max_age;

@@ -13,7 +13,10 @@
 
 pub mod alg;
 pub mod claims;
+pub mod dry_run;
+pub mod endpoint;
 pub mod exchange;
+pub mod introspect;
 pub mod jws;
 pub mod key_sets;
 pub mod keys;

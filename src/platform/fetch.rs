@@ -1,0 +1,114 @@
+//! Fetching issuer documents with the platform `fetch`, under SPEC.md's limits: https only
+//! (loopback http with `ALLOW_HTTP_LOOPBACK`), 5 s for the whole exchange, at most 3
+//! redirects each checked like the first URL, body at most 256 KiB read as a bounded stream.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use worker::{
+    AbortController, AbortSignal, Delay, Fetch, Method, Request, RequestInit, RequestRedirect, Url,
+};
+
+use crate::ports::{FetchError, Fetched, KeySetFetcher};
+use crate::token::key_sets::MAX_DOCUMENT_BYTES;
+use crate::url::normalize_url;
+
+/// Time allowed for one document, redirects and body included (SPEC.md; panva/jose's default).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most redirects followed (SPEC.md).
+pub const MAX_REDIRECTS: usize = 3;
+
+/// The platform's `fetch`, as a [`KeySetFetcher`].
+pub struct WorkersFetcher {
+    pub allow_http_loopback: bool,
+}
+
+impl KeySetFetcher for WorkersFetcher {
+    async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let work = std::pin::pin!(follow(url, &signal, self.allow_http_loopback));
+        let timeout = std::pin::pin!(Delay::from(FETCH_TIMEOUT));
+        match select(work, timeout).await {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => {
+                controller.abort();
+                Err(FetchError::Timeout)
+            }
+        }
+    }
+}
+
+fn network(error: impl std::fmt::Display) -> FetchError {
+    FetchError::Network(error.to_string())
+}
+
+async fn follow(
+    url: &str,
+    signal: &AbortSignal,
+    allow_http_loopback: bool,
+) -> Result<Fetched, FetchError> {
+    let mut current = url.to_owned();
+    for hop in 0..=MAX_REDIRECTS {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get)
+            .with_redirect(RequestRedirect::Manual);
+        let request = Request::new_with_init(&current, &init).map_err(network)?;
+        let mut response = Fetch::Request(request)
+            .send_with_signal(signal)
+            .await
+            .map_err(network)?;
+        let status = response.status_code();
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+            if hop == MAX_REDIRECTS {
+                return Err(FetchError::BadRedirect(format!(
+                    "more than {MAX_REDIRECTS} redirects"
+                )));
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .ok()
+                .flatten()
+                .ok_or_else(|| FetchError::BadRedirect("a redirect without Location".into()))?;
+            let next = Url::parse(&current)
+                .and_then(|base| base.join(&location))
+                .map_err(|_| {
+                    FetchError::BadRedirect(format!("a redirect to an invalid URL {location:?}"))
+                })?;
+            current = normalize_url(next.as_str(), allow_http_loopback).map_err(|problem| {
+                FetchError::BadRedirect(format!("a redirect to {next} is refused: {problem}"))
+            })?;
+            continue;
+        }
+        let declared = response
+            .headers()
+            .get("content-length")
+            .ok()
+            .flatten()
+            .and_then(|length| length.trim().parse::<usize>().ok());
+        if declared.is_some_and(|length| length > MAX_DOCUMENT_BYTES) {
+            return Err(FetchError::TooLarge);
+        }
+        let cache_control = response.headers().get("cache-control").ok().flatten();
+        let mut body = Vec::new();
+        let mut stream = response.stream().map_err(network)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(network)?;
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        return Ok(Fetched {
+            status,
+            cache_control,
+            body,
+        });
+    }
+    Err(FetchError::BadRedirect(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    )))
+}

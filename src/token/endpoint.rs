@@ -1,0 +1,382 @@
+//! The token endpoint's HTTP shape: the three request forms of SPEC.md in, an RFC 6749 answer
+//! out, and the one log line per request. The pipeline itself is [`super::exchange`].
+//! No I/O here.
+
+use serde_json::{json, Value};
+
+use super::exchange::{ExchangeError, Outcome, TokenRequest, ACCESS_TOKEN_SECONDS};
+use super::reason::Reason;
+use crate::error::ApiError;
+use crate::form::parse_form;
+use crate::http::{Request, Response};
+
+/// Largest token request body, in bytes (SPEC.md).
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub const ASSERTION_TYPE_JWT_BEARER: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Which of SPEC.md's three request forms a request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantForm {
+    /// Entra / Venafi: `client_credentials` with a `client_assertion`. Refusals are
+    /// `invalid_client`, 401.
+    ClientAssertion,
+    /// RFC 8693 token exchange.
+    TokenExchange,
+    /// RFC 7523 §2.1 JWT bearer grant.
+    JwtBearer,
+}
+
+impl GrantForm {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ClientAssertion => "client_assertion",
+            Self::TokenExchange => "token_exchange",
+            Self::JwtBearer => "jwt_bearer",
+        }
+    }
+}
+
+fn invalid_request(description: impl Into<String>) -> ApiError {
+    ApiError::OAuth {
+        status: 400,
+        error: "invalid_request",
+        reason: None,
+        description: description.into(),
+    }
+}
+
+/// Reads a token request: body limits, form encoding, no repeated parameter, the grant's
+/// required parameters. Unknown parameters are ignored, as RFC 6749 §3.2 requires.
+pub fn parse_token_request(request: &Request) -> Result<(GrantForm, TokenRequest), ApiError> {
+    let declared = request
+        .header("content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if request.body.len() > MAX_FORM_BYTES
+        || declared.is_some_and(|length| length > MAX_FORM_BYTES as u64)
+    {
+        return Err(ApiError::PayloadTooLarge {
+            limit_bytes: MAX_FORM_BYTES,
+        });
+    }
+    let media_type = request.header("content-type").map(|value| {
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if media_type.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(invalid_request(
+            "the body must be form-encoded (Content-Type: application/x-www-form-urlencoded)",
+        ));
+    }
+    let pairs = parse_form(&request.body)
+        .map_err(|error| invalid_request(format!("the form cannot be decoded: {error}")))?;
+    for (index, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
+            return Err(invalid_request(format!(
+                "parameter {name} is given more than once"
+            )));
+        }
+    }
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let required = |name: &str| -> Result<&str, ApiError> {
+        get(name)
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| invalid_request(format!("parameter {name} is required")))
+    };
+    let grant_type = required("grant_type")?;
+    let (form, assertion) = match grant_type {
+        GRANT_CLIENT_CREDENTIALS => {
+            let assertion_type = required("client_assertion_type")?;
+            if assertion_type != ASSERTION_TYPE_JWT_BEARER {
+                return Err(invalid_request(format!(
+                    "client_assertion_type must be {ASSERTION_TYPE_JWT_BEARER}, not {assertion_type:?}"
+                )));
+            }
+            (GrantForm::ClientAssertion, required("client_assertion")?)
+        }
+        GRANT_TOKEN_EXCHANGE => {
+            let token_type = required("subject_token_type")?;
+            if token_type != TOKEN_TYPE_JWT && token_type != TOKEN_TYPE_ID_TOKEN {
+                return Err(invalid_request(format!(
+                    "subject_token_type must be {TOKEN_TYPE_JWT} or {TOKEN_TYPE_ID_TOKEN}, not {token_type:?}"
+                )));
+            }
+            if let Some(requested) = get("requested_token_type") {
+                if requested != TOKEN_TYPE_ACCESS_TOKEN {
+                    return Err(invalid_request(format!(
+                        "requested_token_type must be {TOKEN_TYPE_ACCESS_TOKEN}, not {requested:?}"
+                    )));
+                }
+            }
+            if get("actor_token").is_some() {
+                return Err(invalid_request("actor_token (delegation) is not supported"));
+            }
+            (GrantForm::TokenExchange, required("subject_token")?)
+        }
+        GRANT_JWT_BEARER => (GrantForm::JwtBearer, required("assertion")?),
+        other => {
+            return Err(ApiError::OAuth {
+                status: 400,
+                error: "unsupported_grant_type",
+                reason: None,
+                description: format!(
+                    "grant_type {other:?} is not supported; use {GRANT_CLIENT_CREDENTIALS}, {GRANT_TOKEN_EXCHANGE} or {GRANT_JWT_BEARER}"
+                ),
+            })
+        }
+    };
+    let client_id = get("client_id")
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    Ok((
+        form,
+        TokenRequest {
+            assertion: assertion.to_owned(),
+            scope: get("scope").map(str::to_owned),
+            client_id,
+        },
+    ))
+}
+
+/// The one place an exchange failure becomes an OAuth error.
+pub fn error_for(form: GrantForm, error: &ExchangeError) -> ApiError {
+    match error {
+        ExchangeError::Rejected(rejection) => {
+            let (status, code) = match rejection.reason {
+                Reason::JwksUnavailable | Reason::JwksInvalid => (503, "temporarily_unavailable"),
+                Reason::ScopeNotAllowed => (400, "invalid_scope"),
+                _ if form == GrantForm::ClientAssertion => (401, "invalid_client"),
+                _ => (400, "invalid_grant"),
+            };
+            ApiError::OAuth {
+                status,
+                error: code,
+                reason: Some(rejection.reason.as_str()),
+                description: rejection.description.clone(),
+            }
+        }
+        ExchangeError::Storage(why) => ApiError::OAuth {
+            status: 503,
+            error: "temporarily_unavailable",
+            reason: None,
+            description: format!("the account store is unavailable; try again ({why})"),
+        },
+        ExchangeError::Signing(why) => ApiError::OAuth {
+            status: 500,
+            error: "server_error",
+            reason: None,
+            description: format!("the access token could not be signed: {why}"),
+        },
+    }
+}
+
+/// The 200 answer.
+pub fn success(access_token: &str, scope: &str) -> Response {
+    Response::json(
+        200,
+        &json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_SECONDS,
+            "issued_token_type": TOKEN_TYPE_ACCESS_TOKEN,
+            "scope": scope,
+        }),
+    )
+    .with_header("cache-control", "no-store")
+    .with_header("pragma", "no-cache")
+}
+
+/// Longest claim value written to a log line, in characters: enough for any real `sub`,
+/// bounded so a hostile token cannot flood the logs.
+pub const MAX_LOGGED_CLAIM_CHARS: usize = 256;
+
+/// The structured log line of one token request: outcome, reason, account, the incoming
+/// token's `iss`/`sub`/`jti` (never the token itself) and the status.
+pub fn log_event(
+    form: Option<GrantForm>,
+    outcome: Option<&Outcome>,
+    status: u16,
+    error: Option<&ApiError>,
+) -> Value {
+    let clip = |text: &str| {
+        text.chars()
+            .take(MAX_LOGGED_CLAIM_CHARS)
+            .collect::<String>()
+    };
+    let identity = outcome.and_then(|outcome| outcome.identity.as_ref());
+    let reason = error.and_then(|error| match error {
+        ApiError::OAuth { reason, .. } => *reason,
+        _ => None,
+    });
+    json!({
+        "event": "token_request",
+        "outcome": if status == 200 { "issued" } else { "refused" },
+        "status": status,
+        "error": error.map(ApiError::code),
+        "reason": reason,
+        "form": form.map(GrantForm::name),
+        "account": outcome.and_then(|outcome| outcome.account_id.clone()),
+        "iss": identity.map(|identity| clip(&identity.iss)),
+        "sub": identity.map(|identity| clip(&identity.sub)),
+        "jti": identity.and_then(|identity| identity.jti.as_deref().map(clip)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn form(body: &str) -> Request {
+        let mut request = Request::new(Method::Post, "http://sts.test", "/oauth2/token");
+        request.headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+        request.body = body.as_bytes().to_vec();
+        request
+    }
+
+    fn error_code(body: &str) -> (u16, String, String) {
+        let error = parse_token_request(&form(body)).unwrap_err();
+        let description = error.description();
+        (error.status(), error.code().to_owned(), description)
+    }
+
+    #[test]
+    fn reads_the_three_forms() {
+        let cases = [
+            (format!("grant_type=client_credentials&client_assertion_type={}&client_assertion=T&scope=a+b&client_id=c", ASSERTION_TYPE_JWT_BEARER.replace(':', "%3A")), GrantForm::ClientAssertion),
+            (format!("grant_type={GRANT_TOKEN_EXCHANGE}&subject_token=T&subject_token_type={TOKEN_TYPE_JWT}&scope=a+b&client_id=c"), GrantForm::TokenExchange),
+            (format!("grant_type={GRANT_TOKEN_EXCHANGE}&subject_token=T&subject_token_type={TOKEN_TYPE_ID_TOKEN}&requested_token_type={TOKEN_TYPE_ACCESS_TOKEN}&scope=a%20b&client_id=c"), GrantForm::TokenExchange),
+            (format!("grant_type={GRANT_JWT_BEARER}&assertion=T&scope=a+b&client_id=c&unknown=ignored"), GrantForm::JwtBearer),
+        ];
+        for (body, expected) in cases {
+            let (form_kind, request) = parse_token_request(&form(&body)).unwrap();
+            assert_eq!(form_kind, expected, "{body}");
+            assert_eq!(request.assertion, "T");
+            assert_eq!(request.scope.as_deref(), Some("a b"));
+            assert_eq!(request.client_id.as_deref(), Some("c"));
+        }
+    }
+
+    #[test]
+    fn request_shape_errors_are_invalid_request_without_a_reason() {
+        let cases = [
+            "",
+            "grant_type=",
+            "assertion=T",
+            "grant_type=client_credentials&client_assertion=T",
+            "grant_type=client_credentials&client_assertion_type=urn:x&client_assertion=T",
+            "grant_type=client_credentials&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=T",
+            "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=T&subject_token_type=urn:ietf:params:oauth:token-type:saml2",
+            "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=T&subject_token_type=urn:ietf:params:oauth:token-type:jwt&requested_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+            "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=T&assertion=U",
+            "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=T&scope=a&scope=b",
+            "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=%zz",
+        ];
+        for body in cases {
+            let (status, code, _) = error_code(body);
+            assert_eq!((status, code.as_str()), (400, "invalid_request"), "{body}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_grant_type_is_unsupported_grant_type() {
+        for grant in ["password", "authorization_code", "refresh_token", "urn:x"] {
+            let (status, code, description) =
+                error_code(&format!("grant_type={grant}&assertion=T"));
+            assert_eq!((status, code.as_str()), (400, "unsupported_grant_type"));
+            assert!(description.contains(grant));
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_form_is_invalid_request_and_a_huge_one_413() {
+        let mut json = form("{}");
+        json.headers = vec![("content-type".into(), "application/json".into())];
+        assert_eq!(parse_token_request(&json).unwrap_err().status(), 400);
+        let mut none = form("grant_type=x");
+        none.headers.clear();
+        assert_eq!(parse_token_request(&none).unwrap_err().status(), 400);
+        let big = form(&format!(
+            "grant_type={GRANT_JWT_BEARER}&assertion={}",
+            "a".repeat(MAX_FORM_BYTES)
+        ));
+        assert_eq!(parse_token_request(&big).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn judged_tokens_map_by_form_and_reason() {
+        use super::super::reason::Rejection;
+        let rejected = |reason| ExchangeError::Rejected(Rejection::new(reason, "why"));
+        let cases = [
+            (
+                GrantForm::ClientAssertion,
+                Reason::BadSignature,
+                401,
+                "invalid_client",
+            ),
+            (
+                GrantForm::TokenExchange,
+                Reason::BadSignature,
+                400,
+                "invalid_grant",
+            ),
+            (
+                GrantForm::JwtBearer,
+                Reason::TokenExpired,
+                400,
+                "invalid_grant",
+            ),
+            (
+                GrantForm::ClientAssertion,
+                Reason::ScopeNotAllowed,
+                400,
+                "invalid_scope",
+            ),
+            (
+                GrantForm::JwtBearer,
+                Reason::JwksUnavailable,
+                503,
+                "temporarily_unavailable",
+            ),
+            (
+                GrantForm::ClientAssertion,
+                Reason::JwksInvalid,
+                503,
+                "temporarily_unavailable",
+            ),
+        ];
+        for (form, reason, status, code) in cases {
+            let error = error_for(form, &rejected(reason));
+            assert_eq!(
+                (error.status(), error.code()),
+                (status, code),
+                "{form:?} {reason}"
+            );
+            let response = error.into_response();
+            let body: Value = serde_json::from_slice(&response.body).unwrap();
+            assert_eq!(body["reason"], reason.as_str());
+            assert_eq!(response.header("retry-after").is_some(), status == 503);
+        }
+    }
+}
