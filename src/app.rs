@@ -379,3 +379,65 @@ fn json_token(request: &Request) -> Result<String, ApiError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{
+        block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemorySigner, MemoryStore,
+    };
+    use crate::native_crypto::RustCryptoVerifier;
+    use crate::settings::Vars;
+
+    /// A token request through the router: one log line, with the SPEC's fields and without
+    /// the token or any part of it.
+    #[test]
+    fn each_token_request_logs_one_line_without_the_token() {
+        let config = Config {
+            settings: Settings::from_vars(&Vars::default()),
+            signing_keys: Err(SigningKeysError::Missing),
+            admin_token: None,
+        };
+        let (kv, log, key_sets) = (MemoryStore::new(), MemoryLog::default(), KeySets::new());
+        let services = Services {
+            accounts: &kv,
+            jwks_cache: &kv,
+            key_sets: &key_sets,
+            fetcher: &MemoryFetcher::new(),
+            verifier: &RustCryptoVerifier,
+            signer: None::<&MemorySigner>,
+            entropy: &CountingEntropy::default(),
+            clock: &FixedClock::at_seconds(1_795_435_200),
+            log: &log,
+        };
+        // A token whose payload names iss/sub but whose signature part is recognisable.
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCIsInN1YiI6InMifQ.U0lHTkFUVVJFLVNFQ1JFVA";
+        for body in [
+            format!("grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion={token}"),
+            "grant_type=password".into(),
+        ] {
+            let mut request = Request::new(Method::Post, "https://sts.test", "/oauth2/token");
+            request.headers.push((
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
+            request.body = body.into_bytes();
+            block_on(handle(&request, &config, &services));
+        }
+        let lines = log.lines();
+        assert_eq!(lines.len(), 2, "one line per request");
+        for line in &lines {
+            for field in [
+                "event", "outcome", "status", "reason", "account", "iss", "sub", "jti",
+            ] {
+                assert!(line.get(field).is_some(), "{field} in {line}");
+            }
+            let text = line.to_string();
+            assert!(
+                !text.contains("U0lHTkFUVVJF") && !text.contains("eyJ"),
+                "no token in {text}"
+            );
+        }
+        assert_eq!(lines[1]["error"], "unsupported_grant_type");
+    }
+}
