@@ -11,8 +11,9 @@ source .tools/env
 printf '\n==> native core tests (cargo test)\n'
 cargo test --quiet
 
-printf '\n==> build\n'
+printf '\n==> build (release, and the test-only selftest build for the Wycheproof run)\n'
 bash scripts/build.sh
+bash scripts/build.sh --selftest
 
 printf '\n==> end-to-end tests: the built wasm in workerd\n'
 node --test --test-concurrency=1 'tests/e2e/*.test.mjs'

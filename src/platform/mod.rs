@@ -7,6 +7,8 @@
 mod crypto;
 mod fetch;
 mod kv;
+#[cfg(feature = "selftest")]
+mod selftest;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -65,6 +67,10 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             return to_worker_response(Response::json(400, &body));
         }
     };
+    #[cfg(feature = "selftest")]
+    if request.path == "/__selftest/verify" {
+        return to_worker_response(selftest::verify(&request, &state.verifier).await);
+    }
     let (accounts, jwks_cache) = match (kv(&env, "ACCOUNTS"), kv(&env, "JWKS_CACHE")) {
         (Ok(accounts), Ok(jwks_cache)) => (accounts, jwks_cache),
         (Err(error), _) | (_, Err(error)) => return to_worker_response(error.into_response()),

@@ -21,6 +21,8 @@ pub mod jws;
 pub mod key_sets;
 pub mod keys;
 pub mod reason;
+#[cfg(any(test, feature = "selftest"))]
+pub mod vector_check;
 
 #[cfg(test)]
 pub mod test_issuer;

@@ -6,7 +6,6 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BUILD = path.join(ROOT, "build");
 
 /** The vars of wrangler.toml, as a deployment without overrides has them. */
 export const DEFAULT_VARS = {
@@ -29,9 +28,12 @@ export async function newSigningKey() {
 
 /**
  * Starts the worker. `bindings` are vars and secrets (strings); unset ones are absent.
+ * With `logs` (an array), every line the worker logs is pushed onto it instead of printed.
+ * `build` names the build folder: `build` (the release build) or `build-selftest`.
  * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
  */
-export async function startWorker(bindings = {}) {
+export async function startWorker(bindings = {}, { logs, build = "build" } = {}) {
+  const BUILD = path.join(ROOT, build);
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       modulesRoot: BUILD,
@@ -43,6 +45,7 @@ export async function startWorker(bindings = {}) {
       bindings: Object.fromEntries(Object.entries(bindings).filter(([, value]) => value !== undefined)),
       kvNamespaces: ["ACCOUNTS", "JWKS_CACHE"],
       cf: false,
+      ...(logs ? { handleStructuredLogs: (log) => logs.push(log.message) } : {}),
       host: "127.0.0.1",
       port: 0,
     }),

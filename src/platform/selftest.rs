@@ -1,0 +1,33 @@
+//! `POST /__selftest/verify`, only in the `selftest` build (never deployed): runs signature
+//! test vectors through the Web Crypto verifier, so the end-to-end suite can hold it to the
+//! same Wycheproof vectors as the native one.
+//! Body: `{"alg": "ES256", "jwk": {…}, "cases": [["<msg hex>", "<sig hex>"], …]}`.
+
+use serde_json::{json, Value};
+
+use super::WebCryptoVerifier;
+use crate::http::{Request, Response};
+use crate::token::alg::Alg;
+use crate::token::vector_check::verify_cases;
+
+pub async fn verify(request: &Request, verifier: &WebCryptoVerifier) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+        return Response::json(400, &json!({"error": "body must be JSON"}));
+    };
+    let Some(alg) = body["alg"].as_str().and_then(Alg::parse) else {
+        return Response::json(400, &json!({"error": "unknown alg"}));
+    };
+    let cases: Vec<(String, String)> = body["cases"]
+        .as_array()
+        .map(|cases| {
+            cases
+                .iter()
+                .filter_map(|case| {
+                    Some((case[0].as_str()?.to_owned(), case[1].as_str()?.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let results = verify_cases(verifier, alg, &body["jwk"], &cases).await;
+    Response::json(200, &json!({ "results": results }))
+}
