@@ -16,7 +16,9 @@ use edge_sts::app::{handle, Config, Services};
 use edge_sts::form::parse_form;
 use edge_sts::http::{Method, Request};
 use edge_sts::json::parse_strict;
-use edge_sts::memory::{block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemorySigner, MemoryStore};
+use edge_sts::memory::{
+    block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemorySigner, MemoryStore,
+};
 use edge_sts::native_crypto::RustCryptoVerifier;
 use edge_sts::settings::{Settings, Vars};
 use edge_sts::signing_keys::SigningKeys;
@@ -24,7 +26,9 @@ use edge_sts::token::alg::Alg;
 use edge_sts::token::key_sets::KeySets;
 use edge_sts::token::keys::{misfit, parse_key_set, select};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::{
+    Config as RunnerConfig, RngAlgorithm, TestCaseError, TestRng, TestRunner,
+};
 
 const NOW: u64 = 1_795_435_200;
 const ADMIN: &str = "fuzz-admin-token";
@@ -32,7 +36,10 @@ const ADMIN: &str = "fuzz-admin-token";
 const SIGNING_KEYS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"JboNEBgP8fBlEICH8NbaE0v-ruw0A4a4ONhJWZlRljs","y":"7s9DRl0Vr1pLJx6ZYzm2_9LfS9N8rp1N1K2e9UI6fi8","d":"nBQDC5rt3yJIcUbUpxpJJo1lX0nfzeAmIDe5rTB4Nts"}]}"#;
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let path = format!("{}/tests/fuzz-corpus/{target}.txt", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fuzz-corpus/{target}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("{path}: {error}"))
         .lines()
@@ -53,10 +60,22 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 1u8..=255).prop_map(|(at, mask)| Edit::Flip(at, mask)),
-        (any::<usize>(), prop_oneof![Just(b'.'), Just(b'='), Just(b'%'), Just(b'"'), Just(b'{'), Just(b'['), any::<u8>()])
+        (
+            any::<usize>(),
+            prop_oneof![
+                Just(b'.'),
+                Just(b'='),
+                Just(b'%'),
+                Just(b'"'),
+                Just(b'{'),
+                Just(b'['),
+                any::<u8>()
+            ]
+        )
             .prop_map(|(at, byte)| Edit::Insert(at, byte)),
         any::<usize>().prop_map(Edit::Delete),
-        (any::<usize>(), any::<usize>(), 1usize..64).prop_map(|(from, to, len)| Edit::Splice(from, to, len)),
+        (any::<usize>(), any::<usize>(), 1usize..64)
+            .prop_map(|(from, to, len)| Edit::Splice(from, to, len)),
     ]
 }
 
@@ -91,8 +110,15 @@ fn inputs(target: &str) -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Runs `check` on inputs for the target's time budget and reports the count.
-fn fuzz(name: &str, strategy: impl Strategy<Value = Vec<u8>>, check: impl Fn(Vec<u8>) -> Result<(), TestCaseError>) {
-    let seconds: u64 = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+fn fuzz(
+    name: &str,
+    strategy: impl Strategy<Value = Vec<u8>>,
+    check: impl Fn(Vec<u8>) -> Result<(), TestCaseError>,
+) {
+    let seconds: u64 = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let batch = 500;
     let mut tried = 0u64;
@@ -104,9 +130,20 @@ fn fuzz(name: &str, strategy: impl Strategy<Value = Vec<u8>>, check: impl Fn(Vec
         }
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&round.to_le_bytes());
-        seed[8..24].copy_from_slice(&std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos().to_le_bytes());
-        let config = RunnerConfig { cases: batch, failure_persistence: None, ..RunnerConfig::default() };
-        let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+        seed[8..24].copy_from_slice(
+            &std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+                .to_le_bytes(),
+        );
+        let config = RunnerConfig {
+            cases: batch,
+            failure_persistence: None,
+            ..RunnerConfig::default()
+        };
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
         if let Err(failure) = runner.run(&strategy, &check) {
             panic!("fuzz {name}: {failure}");
         }
@@ -147,9 +184,16 @@ impl World {
             log: MemoryLog::default(),
         };
         let jwks = String::from_utf8(seeds("jwks").remove(0)).unwrap();
-        world.fetcher.serve("https://idp.example.com/jwks", &jwks, None);
+        world
+            .fetcher
+            .serve("https://idp.example.com/jwks", &jwks, None);
         let body = r#"{"name":"f","scopes":["certificate-issuance"],"issuerURL":"https://idp.example.com","jwksURI":"https://idp.example.com/jwks","subject":"repo:acme/app:ref:refs/heads/main","audience":"https://sts.example.com"}"#;
-        let (status, _) = world.send(Method::Post, "/v1/serviceaccounts", "application/json", body.as_bytes());
+        let (status, _) = world.send(
+            Method::Post,
+            "/v1/serviceaccounts",
+            "application/json",
+            body.as_bytes(),
+        );
         assert_eq!(status, 201);
         world
     }
@@ -162,8 +206,12 @@ impl World {
         };
         let mut request = Request::new(method, "https://sts.example.com", path);
         request.query = query;
-        request.headers.push(("authorization".into(), format!("Bearer {ADMIN}")));
-        request.headers.push(("content-type".into(), content_type.into()));
+        request
+            .headers
+            .push(("authorization".into(), format!("Bearer {ADMIN}")));
+        request
+            .headers
+            .push(("content-type".into(), content_type.into()));
         request.body = body.to_vec();
         let services = Services {
             accounts: &self.accounts,
@@ -194,11 +242,26 @@ fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), TestC
 fn fuzz_token_pipeline() {
     let world = World::new();
     fuzz("token pipeline", inputs("token"), |token| {
-        let form = [b"grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=".as_slice(), &urlencode(&token)].concat();
-        let (status, body) = world.send(Method::Post, "/oauth2/token", "application/x-www-form-urlencoded", &form);
+        let form = [
+            b"grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=".as_slice(),
+            &urlencode(&token),
+        ]
+        .concat();
+        let (status, body) = world.send(
+            Method::Post,
+            "/oauth2/token",
+            "application/x-www-form-urlencoded",
+            &form,
+        );
         // Nothing forged may mint; the only non-4xx for a client's token is an issuer outage.
-        ensure(status == 400 || status == 401 || status == 413 || status == 503, || format!("status {status} for {token:?}"))?;
-        ensure(serde_json::from_slice::<serde_json::Value>(&body).is_ok(), || "a non-JSON body".into())
+        ensure(
+            status == 400 || status == 401 || status == 413 || status == 503,
+            || format!("status {status} for {token:?}"),
+        )?;
+        ensure(
+            serde_json::from_slice::<serde_json::Value>(&body).is_ok(),
+            || "a non-JSON body".into(),
+        )
     });
 }
 
@@ -211,9 +274,19 @@ fn fuzz_account_json() {
         if let Ok(serde_json::Value::Object(object)) = parse_strict(&body, 32) {
             let _ = check_field_names(&object).and_then(|()| validate(&object, &settings));
         }
-        let (status, response) = world.send(Method::Post, "/v1/serviceaccounts", "application/json", &body);
-        ensure(matches!(status, 201 | 400 | 409 | 413), || format!("status {status} for {:?}", String::from_utf8_lossy(&body)))?;
-        ensure(serde_json::from_slice::<serde_json::Value>(&response).is_ok(), || "a non-JSON body".into())
+        let (status, response) = world.send(
+            Method::Post,
+            "/v1/serviceaccounts",
+            "application/json",
+            &body,
+        );
+        ensure(matches!(status, 201 | 400 | 409 | 413), || {
+            format!("status {status} for {:?}", String::from_utf8_lossy(&body))
+        })?;
+        ensure(
+            serde_json::from_slice::<serde_json::Value>(&response).is_ok(),
+            || "a non-JSON body".into(),
+        )
     });
 }
 
@@ -223,11 +296,25 @@ fn fuzz_form_and_query() {
     let world = World::new();
     fuzz("form and query", inputs("form"), |body| {
         let _ = parse_form(&body);
-        let (status, _) = world.send(Method::Post, "/oauth2/token", "application/x-www-form-urlencoded", &body);
-        ensure(status < 500 || status == 503, || format!("status {status} for {:?}", String::from_utf8_lossy(&body)))?;
+        let (status, _) = world.send(
+            Method::Post,
+            "/oauth2/token",
+            "application/x-www-form-urlencoded",
+            &body,
+        );
+        ensure(status < 500 || status == 503, || {
+            format!("status {status} for {:?}", String::from_utf8_lossy(&body))
+        })?;
         let query = String::from_utf8_lossy(&body).replace('#', "%23");
-        let (status, _) = world.send(Method::Get, &format!("/v1/serviceaccounts?{query}"), "application/json", b"");
-        ensure(status == 200 || status == 400, || format!("status {status} for query {query:?}"))
+        let (status, _) = world.send(
+            Method::Get,
+            &format!("/v1/serviceaccounts?{query}"),
+            "application/json",
+            b"",
+        );
+        ensure(status == 200 || status == 400, || {
+            format!("status {status} for query {query:?}")
+        })
     });
 }
 
