@@ -49,11 +49,11 @@ impl Config {
 }
 
 /// The outside world, as the core sees it.
-pub struct Services<'a, K, F, V, S, E, C, L> {
+pub struct Services<'a, K, J, F, V, S, E, C, L> {
     /// The `ACCOUNTS` namespace.
     pub accounts: &'a K,
     /// The `JWKS_CACHE` namespace.
-    pub jwks_cache: &'a K,
+    pub jwks_cache: &'a J,
     /// The isolate's key-set cache.
     pub key_sets: &'a KeySets,
     pub fetcher: &'a F,
@@ -119,13 +119,14 @@ fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
 }
 
 /// Answers one request. Never panics on any input; every error is a JSON body.
-pub async fn handle<K, F, V, S, E, C, L>(
+pub async fn handle<K, J, F, V, S, E, C, L>(
     request: &Request,
     config: &Config,
-    services: &Services<'_, K, F, V, S, E, C, L>,
+    services: &Services<'_, K, J, F, V, S, E, C, L>,
 ) -> Response
 where
     K: KeyValueStore,
+    J: KeyValueStore,
     F: KeySetFetcher,
     V: SignatureVerifier,
     S: Signer,
@@ -138,13 +139,14 @@ where
         .unwrap_or_else(ApiError::into_response)
 }
 
-async fn dispatch<K, F, V, S, E, C, L>(
+async fn dispatch<K, J, F, V, S, E, C, L>(
     request: &Request,
     config: &Config,
-    services: &Services<'_, K, F, V, S, E, C, L>,
+    services: &Services<'_, K, J, F, V, S, E, C, L>,
 ) -> Result<Response, ApiError>
 where
     K: KeyValueStore,
+    J: KeyValueStore,
     F: KeySetFetcher,
     V: SignatureVerifier,
     S: Signer,
@@ -243,14 +245,15 @@ where
 }
 
 /// The token endpoint: parse, exchange, answer, and log one line whatever happens.
-async fn token<K, F, V, S, E, L>(
+async fn token<K, J, F, V, S, E, L>(
     request: &Request,
     config: &Config,
-    exchange: &Exchange<'_, K, K, F, V, S, E>,
+    exchange: &Exchange<'_, K, J, F, V, S, E>,
     log: &L,
 ) -> Response
 where
     K: KeyValueStore,
+    J: KeyValueStore,
     F: KeySetFetcher,
     V: SignatureVerifier,
     S: Signer,

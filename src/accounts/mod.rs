@@ -4,6 +4,7 @@
 //! stored [`Account`] is already in its canonical form, so the token path only reads it.
 //! Field names follow Venafi's `/v1/serviceaccounts` API. No I/O here; storage is in [`store`].
 
+pub mod cache;
 pub mod store;
 
 use std::collections::BTreeMap;

@@ -23,13 +23,16 @@ pub const MAX_REDIRECTS: usize = 3;
 /// The platform's `fetch`, as a [`KeySetFetcher`].
 pub struct WorkersFetcher {
     pub allow_http_loopback: bool,
+    /// Subrequests made in this request (redirects included), for `Server-Timing`.
+    pub subrequests: std::cell::Cell<u32>,
 }
 
 impl KeySetFetcher for WorkersFetcher {
     async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
         let controller = AbortController::default();
+        let counter = &self.subrequests;
         let signal = controller.signal();
-        let work = std::pin::pin!(follow(url, &signal, self.allow_http_loopback));
+        let work = std::pin::pin!(follow(url, &signal, self.allow_http_loopback, counter));
         let timeout = std::pin::pin!(Delay::from(FETCH_TIMEOUT));
         match select(work, timeout).await {
             Either::Left((result, _)) => result,
@@ -49,6 +52,7 @@ async fn follow(
     url: &str,
     signal: &AbortSignal,
     allow_http_loopback: bool,
+    subrequests: &std::cell::Cell<u32>,
 ) -> Result<Fetched, FetchError> {
     let mut current = url.to_owned();
     for hop in 0..=MAX_REDIRECTS {
@@ -56,6 +60,7 @@ async fn follow(
         init.with_method(Method::Get)
             .with_redirect(RequestRedirect::Manual);
         let request = Request::new_with_init(&current, &init).map_err(network)?;
+        subrequests.set(subrequests.get() + 1);
         let mut response = Fetch::Request(request)
             .send_with_signal(signal)
             .await

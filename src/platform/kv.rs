@@ -1,5 +1,7 @@
 //! Workers KV behind the core's [`KeyValueStore`] trait.
 
+use std::cell::Cell;
+
 use worker::kv::KvStore;
 
 use crate::ports::{KeyPage, KeyValueStore, StorageError};
@@ -8,7 +10,26 @@ use crate::ports::{KeyPage, KeyValueStore, StorageError};
 const MAX_BULK_GET_KEYS: usize = 100;
 
 /// One KV namespace binding (`ACCOUNTS` or `JWKS_CACHE`).
-pub struct WorkersKv(pub KvStore);
+pub struct WorkersKv {
+    store: KvStore,
+    /// KV operations made in this request, for the `Server-Timing` counters.
+    pub reads: Cell<u32>,
+    pub writes: Cell<u32>,
+}
+
+impl WorkersKv {
+    pub fn new(store: KvStore) -> Self {
+        Self {
+            store,
+            reads: Cell::new(0),
+            writes: Cell::new(0),
+        }
+    }
+
+    fn count(counter: &Cell<u32>) {
+        counter.set(counter.get() + 1);
+    }
+}
 
 fn storage_error(error: impl std::fmt::Display) -> StorageError {
     StorageError(error.to_string())
@@ -16,7 +37,8 @@ fn storage_error(error: impl std::fmt::Display) -> StorageError {
 
 impl KeyValueStore for WorkersKv {
     async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        self.0.get(key).text().await.map_err(storage_error)
+        Self::count(&self.reads);
+        self.store.get(key).text().await.map_err(storage_error)
     }
 
     async fn put(
@@ -25,7 +47,8 @@ impl KeyValueStore for WorkersKv {
         value: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StorageError> {
-        let mut put = self.0.put(key, value).map_err(storage_error)?;
+        Self::count(&self.writes);
+        let mut put = self.store.put(key, value).map_err(storage_error)?;
         if let Some(ttl) = ttl_seconds {
             put = put.expiration_ttl(ttl);
         }
@@ -33,7 +56,8 @@ impl KeyValueStore for WorkersKv {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.0.delete(key).await.map_err(storage_error)
+        Self::count(&self.writes);
+        self.store.delete(key).await.map_err(storage_error)
     }
 
     async fn list(
@@ -42,8 +66,9 @@ impl KeyValueStore for WorkersKv {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<KeyPage, StorageError> {
+        Self::count(&self.reads);
         let mut list = self
-            .0
+            .store
             .list()
             .prefix(prefix.to_owned())
             .limit(u64::from(limit));
@@ -64,7 +89,13 @@ impl KeyValueStore for WorkersKv {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
         let mut values = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_BULK_GET_KEYS) {
-            let mut found = self.0.get_bulk(chunk).text().await.map_err(storage_error)?;
+            Self::count(&self.reads);
+            let mut found = self
+                .store
+                .get_bulk(chunk)
+                .text()
+                .await
+                .map_err(storage_error)?;
             values.extend(chunk.iter().map(|key| found.remove(key).flatten()));
         }
         Ok(values)

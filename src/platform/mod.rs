@@ -10,12 +10,13 @@ mod kv;
 #[cfg(feature = "selftest")]
 mod selftest;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 use worker::{event, Context, Env, Headers};
 
+use crate::accounts::cache::{AccountCache, CachedStore};
 use crate::admin::{AdminToken, MAX_BODY_BYTES};
 use crate::app::{self, Config, Services};
 use crate::error::ApiError;
@@ -42,6 +43,10 @@ struct IsolateState {
     key_sets: Rc<KeySets>,
     /// Imported issuer keys.
     verifier: Rc<WebCryptoVerifier>,
+    /// `ACCOUNTS` reads of the last 10 s; kept across config changes.
+    accounts: Rc<AccountCache>,
+    /// `SERVER_TIMING=true`: answer with this request's KV and subrequest counts.
+    server_timing: bool,
 }
 
 thread_local! {
@@ -71,29 +76,49 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     if request.path == "/__selftest/verify" {
         return to_worker_response(selftest::verify(&request, &state.verifier).await);
     }
-    let (accounts, jwks_cache) = match (kv(&env, "ACCOUNTS"), kv(&env, "JWKS_CACHE")) {
+    let (accounts_kv, jwks_cache) = match (kv(&env, "ACCOUNTS"), kv(&env, "JWKS_CACHE")) {
         (Ok(accounts), Ok(jwks_cache)) => (accounts, jwks_cache),
         (Err(error), _) | (_, Err(error)) => return to_worker_response(error.into_response()),
     };
-    let allow_http_loopback = state
-        .config
-        .settings
-        .as_ref()
-        .is_ok_and(|settings| settings.allow_http_loopback);
+    let accounts = CachedStore {
+        inner: &accounts_kv,
+        cache: &state.accounts,
+        now_ms: started,
+    };
+    let fetcher = WorkersFetcher {
+        allow_http_loopback: false,
+        subrequests: Cell::new(0),
+    };
+    let fetcher = WorkersFetcher {
+        allow_http_loopback: state
+            .config
+            .settings
+            .as_ref()
+            .is_ok_and(|settings| settings.allow_http_loopback),
+        ..fetcher
+    };
     let services = Services {
         accounts: &accounts,
         jwks_cache: &jwks_cache,
         key_sets: &state.key_sets,
-        fetcher: &WorkersFetcher {
-            allow_http_loopback,
-        },
+        fetcher: &fetcher,
         verifier: &*state.verifier,
         signer: state.signer.as_deref(),
         entropy: &WorkersEntropy,
         clock: &WorkersClock,
         log: &ConsoleLog { started },
     };
-    let response = app::handle(&request, &state.config, &services).await;
+    let mut response = app::handle(&request, &state.config, &services).await;
+    if state.server_timing {
+        // I/O of this request, for benchmarks: a warm exchange should show all zeros.
+        let timing = format!(
+            "kv-read;desc={}, kv-write;desc={}, subrequest;desc={}",
+            accounts_kv.reads.get() + jwks_cache.reads.get(),
+            accounts_kv.writes.get() + jwks_cache.writes.get(),
+            fetcher.subrequests.get()
+        );
+        response = response.with_header("server-timing", &timing);
+    }
     to_worker_response(response)
 }
 
@@ -111,7 +136,8 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     // A digest of everything the config is parsed from, so a change is noticed without keeping
     // a second copy of the secrets around.
     let source = Sha256::digest(format!(
-        "{vars:?}\u{0}{}\u{0}{}",
+        "{vars:?}\u{0}{:?}\u{0}{}\u{0}{}",
+        var(env, "SERVER_TIMING"),
         signing_keys.as_deref().unwrap_or(""),
         admin_token.as_deref().unwrap_or("")
     ))
@@ -146,9 +172,13 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         signing_keys,
         admin_token: AdminToken::from_secret(admin_token),
     };
-    let (key_sets, verifier) = match STATE.with(|state| state.borrow().clone()) {
-        Some(previous) => (previous.key_sets.clone(), previous.verifier.clone()),
-        None => (Rc::default(), Rc::default()),
+    let (key_sets, verifier, accounts) = match STATE.with(|state| state.borrow().clone()) {
+        Some(previous) => (
+            previous.key_sets.clone(),
+            previous.verifier.clone(),
+            previous.accounts.clone(),
+        ),
+        None => (Rc::default(), Rc::default(), Rc::default()),
     };
     let state = Rc::new(IsolateState {
         source,
@@ -156,6 +186,8 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         signer,
         key_sets,
         verifier,
+        accounts,
+        server_timing: var(env, "SERVER_TIMING").as_deref() == Some("true"),
     });
     STATE.with(|slot| *slot.borrow_mut() = Some(state.clone()));
     state
@@ -167,7 +199,7 @@ fn var(env: &Env, name: &str) -> Option<String> {
 
 fn kv(env: &Env, binding: &'static str) -> Result<WorkersKv, ApiError> {
     env.kv(binding)
-        .map(WorkersKv)
+        .map(WorkersKv::new)
         .map_err(|_| ApiError::Misconfigured {
             setting: binding,
             problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
