@@ -26,6 +26,13 @@ if [ -f "$stamp" ] && [ -z "$(find src Cargo.toml Cargo.lock -newer "$stamp" -pr
 fi
 echo "==> worker-build $profile ${extra[*]}"
 worker-build "$profile" "${extra[@]}"
+if [ "$profile" = "--release" ]; then
+  # The name section (function names, ~100 KB) only serves debugging; worker-build keeps it.
+  # Features as worker-build enables them, so nothing newer than workerd supports is written.
+  wasm-opt "$out/index_bg.wasm" -o "$out/index_bg.wasm" --strip-debug \
+    --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
+    --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling
+fi
 rm -f "$out"/.stamp--*
 touch "$stamp"
 wasm="$(ls "$out"/*.wasm 2>/dev/null | head -1)"

@@ -130,9 +130,100 @@ fn is_loopback(host: &str) -> bool {
         && octets.iter().all(|octet| octet.parse::<u8>().is_ok())
 }
 
+/// Splits an absolute URL as the runtime hands it over (`scheme://authority/path?query`) into
+/// origin, path and query. `None` when it is not of that form.
+pub fn split_request_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
+    let authority_start = url.find("://")? + 3;
+    let path_start = url[authority_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |offset| authority_start + offset);
+    let origin = &url[..path_start];
+    let rest = url[path_start..].split('#').next().unwrap_or("");
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    Some((origin, if path.is_empty() { "/" } else { path }, query))
+}
+
+/// Resolves a redirect's `Location` against the URL that answered with it: absolute,
+/// scheme-relative (`//host/…`), absolute-path (`/…`) and relative-path forms (RFC 3986 §5.2,
+/// without dot-segment removal; the result is checked by [`normalize_url`] anyway).
+pub fn resolve_location(base: &str, location: &str) -> Option<String> {
+    let (origin, path, _) = split_request_url(base)?;
+    let scheme = &base[..base.find("://")?];
+    let location = location.trim();
+    Some(if location.contains("://") {
+        location.to_owned()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{origin}{location}")
+    } else {
+        let directory = &path[..path.rfind('/').map_or(0, |slash| slash + 1)];
+        format!("{origin}{directory}{location}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_request_urls() {
+        let cases = [
+            (
+                "http://127.0.0.1:8787/healthz",
+                ("http://127.0.0.1:8787", "/healthz", None),
+            ),
+            (
+                "https://sts.example.com/v1/serviceaccounts?limit=2&cursor=x",
+                (
+                    "https://sts.example.com",
+                    "/v1/serviceaccounts",
+                    Some("limit=2&cursor=x"),
+                ),
+            ),
+            (
+                "https://sts.example.com",
+                ("https://sts.example.com", "/", None),
+            ),
+            (
+                "https://sts.example.com?x=1",
+                ("https://sts.example.com", "/", Some("x=1")),
+            ),
+            (
+                "https://sts.example.com/a#frag",
+                ("https://sts.example.com", "/a", None),
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(split_request_url(url), Some(expected), "{url}");
+        }
+        assert_eq!(split_request_url("/relative"), None);
+    }
+
+    #[test]
+    fn resolves_redirect_locations() {
+        let base = "https://idp.example.com/keys/v1/jwks";
+        let cases = [
+            (
+                "https://other.example.com/jwks",
+                "https://other.example.com/jwks",
+            ),
+            ("//cdn.example.com/jwks", "https://cdn.example.com/jwks"),
+            ("/v2/jwks", "https://idp.example.com/v2/jwks"),
+            ("jwks2", "https://idp.example.com/keys/v1/jwks2"),
+            ("http://127.0.0.1:9/x", "http://127.0.0.1:9/x"),
+        ];
+        for (location, expected) in cases {
+            assert_eq!(
+                resolve_location(base, location).as_deref(),
+                Some(expected),
+                "{location}"
+            );
+        }
+    }
 
     #[test]
     fn accepts_and_normalises_https_urls() {

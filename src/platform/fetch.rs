@@ -7,12 +7,12 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use worker::{
-    AbortController, AbortSignal, Delay, Fetch, Method, Request, RequestInit, RequestRedirect, Url,
+    AbortController, AbortSignal, Delay, Fetch, Method, Request, RequestInit, RequestRedirect,
 };
 
 use crate::ports::{FetchError, Fetched, KeySetFetcher};
 use crate::token::key_sets::MAX_DOCUMENT_BYTES;
-use crate::url::normalize_url;
+use crate::url::{normalize_url, resolve_location};
 
 /// Time allowed for one document, redirects and body included (SPEC.md; panva/jose's default).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,12 +78,10 @@ async fn follow(
                 .ok()
                 .flatten()
                 .ok_or_else(|| FetchError::BadRedirect("a redirect without Location".into()))?;
-            let next = Url::parse(&current)
-                .and_then(|base| base.join(&location))
-                .map_err(|_| {
-                    FetchError::BadRedirect(format!("a redirect to an invalid URL {location:?}"))
-                })?;
-            current = normalize_url(next.as_str(), allow_http_loopback).map_err(|problem| {
+            let next = resolve_location(&current, &location).ok_or_else(|| {
+                FetchError::BadRedirect(format!("a redirect to an invalid URL {location:?}"))
+            })?;
+            current = normalize_url(&next, allow_http_loopback).map_err(|problem| {
                 FetchError::BadRedirect(format!("a redirect to {next} is refused: {problem}"))
             })?;
             continue;

@@ -13,7 +13,6 @@ mod selftest;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use sha2::{Digest, Sha256};
 use worker::{event, Context, Env, Headers};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
@@ -25,25 +24,23 @@ use crate::ports::{Clock, Entropy, EntropyError, EventLog};
 use crate::settings::{Settings, Vars};
 use crate::signing_keys::{SigningKeys, SigningKeysError};
 use crate::token::key_sets::KeySets;
+use crate::url::split_request_url;
 
 pub use crypto::{WebCryptoSigner, WebCryptoVerifier};
 pub use fetch::WorkersFetcher;
 pub use kv::WorkersKv;
 
-/// What an isolate keeps between requests: the config parsed from `source`, and the active
-/// signing key imported into Web Crypto.
+/// What an isolate keeps between requests: its config, the active signing key imported into
+/// Web Crypto, and its caches.
 struct IsolateState {
-    /// SHA-256 of the vars and secrets the config was parsed from; a change (a new deploy or
-    /// secret) means parsing again.
-    source: Vec<u8>,
     config: Rc<Config>,
     /// The active signing key, imported into Web Crypto.
     signer: Option<Rc<WebCryptoSigner>>,
-    /// Issuer key sets and discovered JWKS URIs; kept across config changes.
+    /// Issuer key sets and discovered JWKS URIs.
     key_sets: Rc<KeySets>,
     /// Imported issuer keys.
     verifier: Rc<WebCryptoVerifier>,
-    /// `ACCOUNTS` reads of the last 10 s; kept across config changes.
+    /// `ACCOUNTS` reads of the last 10 s.
     accounts: Rc<AccountCache>,
     /// `SERVER_TIMING=true`: answer with this request's KV and subrequest counts.
     server_timing: bool,
@@ -122,8 +119,12 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     to_worker_response(response)
 }
 
-/// The isolate's config, parsed on first use and again only when the vars or secret change.
+/// The isolate's config, parsed on its first request. Vars and secrets cannot change under a
+/// running isolate: a new deployment or secret version starts new isolates.
 async fn isolate_state(env: &Env) -> Rc<IsolateState> {
+    if let Some(state) = STATE.with(|state| state.borrow().clone()) {
+        return state;
+    }
     let vars = Vars {
         issuer: var(env, "ISSUER"),
         tenant_id: var(env, "TENANT_ID"),
@@ -133,20 +134,6 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     };
     let signing_keys = secret(env, "SIGNING_KEYS");
     let admin_token = secret(env, "ADMIN_TOKEN");
-    // A digest of everything the config is parsed from, so a change is noticed without keeping
-    // a second copy of the secrets around.
-    let source = Sha256::digest(format!(
-        "{vars:?}\u{0}{:?}\u{0}{}\u{0}{}",
-        var(env, "SERVER_TIMING"),
-        signing_keys.as_deref().unwrap_or(""),
-        admin_token.as_deref().unwrap_or("")
-    ))
-    .to_vec();
-    if let Some(state) = STATE.with(|state| state.borrow().clone()) {
-        if state.source == source {
-            return state;
-        }
-    }
     let mut signing_keys = SigningKeys::parse(signing_keys.as_deref().unwrap_or(""));
     // Web Crypto checks what the core cannot cheaply: that each point is on the curve and
     // belongs to its private scalar. The active key is kept imported for signing.
@@ -172,21 +159,12 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         signing_keys,
         admin_token: AdminToken::from_secret(admin_token),
     };
-    let (key_sets, verifier, accounts) = match STATE.with(|state| state.borrow().clone()) {
-        Some(previous) => (
-            previous.key_sets.clone(),
-            previous.verifier.clone(),
-            previous.accounts.clone(),
-        ),
-        None => (Rc::default(), Rc::default(), Rc::default()),
-    };
     let state = Rc::new(IsolateState {
-        source,
         config: Rc::new(config),
         signer,
-        key_sets,
-        verifier,
-        accounts,
+        key_sets: Rc::default(),
+        verifier: Rc::default(),
+        accounts: Rc::default(),
         server_timing: var(env, "SERVER_TIMING").as_deref() == Some("true"),
     });
     STATE.with(|slot| *slot.borrow_mut() = Some(state.clone()));
@@ -211,7 +189,12 @@ fn secret(env: &Env, name: &str) -> Option<String> {
 }
 
 async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
-    let url = req.url()?;
+    // The runtime's URL is absolute and already parsed once; split it rather than parse again.
+    let url = req.inner().url();
+    let (origin, path, query) = split_request_url(&url).ok_or_else(|| {
+        worker::Error::RustError(format!("the request URL {url:?} is not absolute"))
+    })?;
+    let (origin, path, query) = (origin.to_owned(), path.to_owned(), query.map(str::to_owned));
     let headers = req
         .headers()
         .entries()
@@ -230,9 +213,9 @@ async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
     };
     Ok(Request {
         method: Method::parse(req.method().as_ref()),
-        origin: url.origin().ascii_serialization(),
-        path: url.path().to_owned(),
-        query: url.query().map(str::to_owned),
+        origin,
+        path,
+        query,
         headers,
         body,
     })

@@ -29,15 +29,16 @@ export async function newSigningKey() {
 /**
  * Starts the worker. `bindings` are vars and secrets (strings); unset ones are absent.
  * With `logs` (an array), every line the worker logs is pushed onto it instead of printed.
- * `build` names the build folder: `build` (the release build) or `build-selftest`.
+ * `build` names the build folder: `build` (the release build) or `build-selftest`;
+ * `modules` replaces the worker altogether (the benchmark's reference worker).
  * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
  */
-export async function startWorker(bindings = {}, { logs, build = "build" } = {}) {
+export async function startWorker(bindings = {}, { logs, build = "build", modules } = {}) {
   const BUILD = path.join(ROOT, build);
   const mf = new Miniflare(
     convertV4MiniflareOptions({
-      modulesRoot: BUILD,
-      modules: [
+      modulesRoot: modules ? path.dirname(modules[0].path) : BUILD,
+      modules: modules ?? [
         { type: "ESModule", path: path.join(BUILD, "index.js") },
         { type: "CompiledWasm", path: path.join(BUILD, "index_bg.wasm") },
       ],

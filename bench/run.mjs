@@ -1,0 +1,160 @@
+// `npm run bench`: edge-sts against a reference worker written in JavaScript with jose, in
+// the same local workerd (Miniflare) on 127.0.0.1, one after the other per case, in one run.
+// Prints exchanges per second, p50/p99 latency and non-200 counts per case, the ratio
+// edge-sts / reference, cold first exchanges, warm-path I/O counters and the wasm size.
+//
+//   BENCH_SECONDS=5 npm run bench        (seconds per case and worker)
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { DEFAULT_VARS, newSigningKey, startWorker } from "../tests/e2e/harness.mjs";
+import { newKey, now, sign, startIdp } from "../tests/e2e/idp.mjs";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const COLD_RUNS = 5;
+const AUDIENCE = "https://sts.example.com";
+const SUBJECT = "repo:acme/app:ref:refs/heads/main";
+const ADMIN_TOKEN = "bench-admin-token-0123456789abcdef";
+const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+// The reference worker, bundled with jose for workerd.
+const REFERENCE = path.join(ROOT, "build-bench", "reference.mjs");
+execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
+  "bench/reference/worker.mjs", "--bundle", "--format=esm", "--platform=browser", "--log-level=warning", `--outfile=${REFERENCE}`,
+], { cwd: ROOT, stdio: "inherit" });
+
+const idp = await startIdp();
+idp.maxAge = 3600;
+const keys = { ES256: await newKey("ES256", "bench-es256"), RS256: await newKey("RS256", "bench-rs256") };
+idp.keys = Object.values(keys);
+const signingKeys = JSON.stringify({ keys: [await newSigningKey()] });
+const bindings = { ...DEFAULT_VARS, ALLOW_HTTP_LOOPBACK: "true", SIGNING_KEYS: signingKeys, ADMIN_TOKEN, SERVER_TIMING: "true" };
+const claims = () => ({ iss: idp.url, sub: SUBJECT, aud: AUDIENCE, iat: now() - 5, exp: now() + 7000, jti: "bench" });
+const tokens = { ES256: await sign(keys.ES256, claims()), RS256: await sign(keys.RS256, claims()) };
+
+// One account, created through edge-sts's admin API; its KV entries seed the reference.
+const seed = await startWorker(bindings);
+const created = await seed.json("/v1/serviceaccounts", {
+  method: "POST",
+  headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+  body: JSON.stringify({ name: "bench", scopes: ["certificate-issuance"], issuerURL: idp.url, jwksURI: `${idp.url}/jwks`, subject: SUBJECT, audience: AUDIENCE }),
+});
+if (created.status !== 201) throw new Error(JSON.stringify(created.body));
+const seedKv = await seed.kv("ACCOUNTS");
+const records = [];
+for (const { name } of (await seedKv.list()).keys) records.push([name, await seedKv.get(name)]);
+await seed.dispose();
+
+const WORKERS = {
+  "edge-sts": () => startWorker(bindings, { logs: [] }),
+  reference: () => startWorker(bindings, { logs: [], modules: [{ type: "ESModule", path: REFERENCE }] }),
+};
+async function start(name) {
+  const worker = await WORKERS[name]();
+  const kv = await worker.kv("ACCOUNTS");
+  for (const [key, value] of records) await kv.put(key, value);
+  return worker;
+}
+
+function exchangeRequest(worker, alg) {
+  return fetch(`${worker.url}/oauth2/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: JWT_BEARER, assertion: tokens[alg] }).toString(),
+  });
+}
+
+/** Closed-loop load: `concurrency` clients for SECONDS; latencies, non-200s, I/O counters. */
+async function measure(worker, request, concurrency) {
+  const latencies = [];
+  let non200 = 0;
+  const io = { "kv-read": 0, "kv-write": 0, subrequest: 0 };
+  const deadline = performance.now() + SECONDS * 1000;
+  const client = async () => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      const response = await request(worker);
+      await response.arrayBuffer();
+      latencies.push(performance.now() - started);
+      if (response.status !== 200) non200++;
+      for (const metric of (response.headers.get("server-timing") ?? "").split(",")) {
+        const [name, desc] = metric.trim().split(";desc=");
+        if (name in io) io[name] += Number(desc);
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, client));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), non200, io, count: latencies.length };
+}
+
+const cases = [
+  ["GET /healthz (floor)", (worker) => fetch(`${worker.url}/healthz`)],
+  ["exchange, ES256 token, warm", (worker) => exchangeRequest(worker, "ES256")],
+  ["exchange, RS256 token, warm", (worker) => exchangeRequest(worker, "RS256")],
+];
+
+const workers = { "edge-sts": await start("edge-sts"), reference: await start("reference") };
+// Warm both: key sets fetched, keys imported, accounts read.
+for (const worker of Object.values(workers)) {
+  for (const alg of ["ES256", "RS256"]) {
+    for (let i = 0; i < 50; i++) await (await exchangeRequest(worker, alg)).arrayBuffer();
+  }
+}
+
+const rows = [];
+for (const [name, request] of cases) {
+  for (const concurrency of [1, 8]) {
+    const result = {};
+    for (const worker of ["edge-sts", "reference"]) result[worker] = await measure(workers[worker], request, concurrency);
+    rows.push({ name, concurrency, ...result });
+    process.stderr.write(".");
+  }
+}
+process.stderr.write("\n");
+
+// Cold: a new workerd, a new isolate, nothing cached: the first exchange's latency.
+const cold = { "edge-sts": [], reference: [] };
+for (let run = 0; run < COLD_RUNS; run++) {
+  for (const name of ["edge-sts", "reference"]) {
+    const worker = await start(name);
+    const started = performance.now();
+    const response = await exchangeRequest(worker, "ES256");
+    await response.arrayBuffer();
+    cold[name].push({ ms: performance.now() - started, status: response.status, timing: response.headers.get("server-timing") });
+    await worker.dispose();
+  }
+}
+for (const worker of Object.values(workers)) await worker.dispose();
+await idp.close();
+
+const wasm = readFileSync(path.join(ROOT, "build/index_bg.wasm"));
+const f = (n, d = 2) => n.toFixed(d);
+const pad = (text, width) => String(text).padStart(width);
+console.log(`\nedge-sts benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpus()[0].model}`);
+console.log(`workerd via Miniflare on 127.0.0.1, closed-loop clients, ${SECONDS} s per case and worker, alternating\n`);
+console.log(`${"case".padEnd(30)}${pad("conc", 5)} │ ${pad("edge-sts/s", 10)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)} │ ${pad("jose/s", 8)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)} │ ${pad("ratio", 6)}`);
+for (const row of rows) {
+  const [e, r] = [row["edge-sts"], row.reference];
+  console.log(`${row.name.padEnd(30)}${pad(row.concurrency, 5)} │ ${pad(f(e.rate, 0), 10)}${pad(f(e.p50), 8)}${pad(f(e.p99), 8)}${pad(e.non200, 6)} │ ${pad(f(r.rate, 0), 8)}${pad(f(r.p50), 8)}${pad(f(r.p99), 8)}${pad(r.non200, 6)} │ ${pad(f(e.rate / r.rate), 6)}`);
+}
+const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+console.log(`\ncold first exchange (new workerd, empty caches), median of ${COLD_RUNS}: edge-sts ${f(median(cold["edge-sts"].map((c) => c.ms)))} ms, reference ${f(median(cold.reference.map((c) => c.ms)))} ms; non-200: ${[...cold["edge-sts"], ...cold.reference].filter((c) => c.status !== 200).length}`);
+console.log(`  edge-sts cold I/O: ${cold["edge-sts"][0].timing}`);
+const floor = rows.find((row) => row.name.startsWith("GET") && row.concurrency === 1)["edge-sts"].p50;
+for (const row of rows.filter((row) => row.name.startsWith("exchange") && row.concurrency === 1)) {
+  console.log(`${row.name}: p50 ${f(row["edge-sts"].p50 - floor)} ms above the /healthz floor (${f(floor)} ms)`);
+}
+const warm = rows.filter((row) => row.name.startsWith("exchange")).map((row) => row["edge-sts"]);
+const sum = (key) => warm.reduce((total, result) => total + result.io[key], 0);
+console.log(`warm exchanges: ${warm.reduce((t, r) => t + r.count, 0)}, with ${sum("kv-read")} KV reads, ${sum("kv-write")} KV writes, ${sum("subrequest")} subrequests (Server-Timing)`);
+console.log(`wasm: ${wasm.length} bytes raw, ${gzipSync(wasm, { level: 9 }).length} bytes gzipped`);
+const bad = rows.reduce((total, row) => total + row["edge-sts"].non200 + row.reference.non200, 0);
+process.exit(bad === 0 ? 0 : 1);
