@@ -10,6 +10,7 @@
 #        Debian's rustc-web + rust-web-src + lld-22 with std for wasm32 built once from source
 #   3. wasm-bindgen-cli at exactly the version in Cargo.lock
 #   4. worker-build (fed the local wasm-bindgen, wasm-opt and esbuild: it cannot download them)
+#   5. Debian's chromium, which the admin console's browser tests drive with playwright-core
 #
 # Set EDGE_STS_RUST=debian to force the Debian route (used to test it on a machine that has
 # rustup's target), EDGE_STS_RUST=rustup to refuse it.
@@ -136,6 +137,18 @@ else
   say "cargo install worker-build $WORKER_BUILD_VERSION (~1 min) …"
   install_tool worker-build "$WORKER_BUILD_VERSION" worker-build --locked
   ok "worker-build $WORKER_BUILD_VERSION installed"
+fi
+
+# ---------------------------------------------------------------------------------------------
+step "Chromium (for the admin console's browser tests)"
+if command -v chromium >/dev/null 2>&1; then
+  ok "$(chromium --version 2>/dev/null | head -1)"
+else
+  say "apt-get install chromium (~100 MB) …"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  ok "$(chromium --version 2>/dev/null | head -1)"
 fi
 
 # ---------------------------------------------------------------------------------------------

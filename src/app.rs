@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::admin::{
     self, AdminServices, AdminToken, COLLECTION_METHODS, COLLECTION_PATH, ITEM_METHODS,
 };
+use crate::console;
 use crate::discovery;
 use crate::error::ApiError;
 use crate::form::parse_form;
@@ -80,6 +81,8 @@ enum Route<'p> {
     Accounts(Option<&'p str>),
     /// `/v1/serviceaccounts/{id}/verify`.
     Verify(&'p str),
+    /// The admin console's page and assets.
+    Console,
 }
 
 const GET: &[Method] = &[Method::Get];
@@ -95,6 +98,9 @@ fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
         }
         "/oauth2/token" => return Some((Route::Token { tenant: None }, POST)),
         "/oauth2/introspect" => return Some((Route::Introspect, POST)),
+        "/admin" | "/admin/" | "/admin/app.js" | "/admin/app.css" => {
+            return Some((Route::Console, GET))
+        }
         COLLECTION_PATH => return Some((Route::Accounts(None), COLLECTION_METHODS)),
         _ => {}
     }
@@ -208,6 +214,9 @@ where
                 .with_header("cache-control", "public, max-age=3600"),
         ),
         Route::Token { .. } => Ok(token(request, config, &exchange, services.log).await),
+        Route::Console => console::asset(&request.path).ok_or_else(|| ApiError::NotFound {
+            path: request.path.clone(),
+        }),
         Route::Introspect => {
             admin::authenticate(request, config.admin_token.as_ref())?;
             let keys = config.signing_keys()?;

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod app;
+pub mod console;
 pub mod discovery;
 pub mod error;
 pub mod form;

@@ -1,0 +1,167 @@
+// The admin console (/admin) in a real browser: Debian's Chromium driven by playwright-core,
+// against the built worker in workerd. Walks the seed's flow — sign in, create an account
+// through every wizard step, fix an Issuer URL the server rejected, see it listed, test a good
+// and a bad token, disable, delete — and writes a screenshot of each step to
+// test-results/console/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
+import { newKey, sign, startIdp } from "./idp.mjs";
+
+const ADMIN_TOKEN = "e2e-console-admin-token-0123456789";
+const SHOTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../test-results/console");
+const SUBJECT = "repo:acme/app:ref:refs/heads/main";
+const AUDIENCE = "https://sts.example.com";
+
+let worker;
+let idp;
+let browser;
+let page;
+let shot = 0;
+const screenshot = async (name) => {
+  shot++;
+  await page.screenshot({ path: path.join(SHOTS, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
+};
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  idp = await startIdp();
+  idp.keys = [await newKey("ES256", "console")];
+  worker = await startWorker({
+    ...DEFAULT_VARS,
+    ALLOW_HTTP_LOOPBACK: "true",
+    SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }),
+    ADMIN_TOKEN,
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+  // Every request the page makes must go to the worker itself.
+  page.on("request", (request) => assert.ok(request.url().startsWith(worker.url), `request to another origin: ${request.url()}`));
+});
+after(async () => {
+  await browser?.close();
+  await worker?.dispose();
+  await idp?.close();
+});
+
+test("the seed's flow, end to end, in the browser", { timeout: 120_000 }, async () => {
+  await page.goto(`${worker.url}/admin`);
+  await screenshot("sign-in");
+
+  // A wrong token: a clear message, still signed out.
+  await page.getByLabel("Admin token").fill("wrong-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await assert.doesNotReject(page.getByText("The admin token was not accepted").waitFor());
+  await screenshot("sign-in-refused");
+
+  // Keyboard only: select what is there, type the token and press Enter.
+  await page.getByLabel("Admin token").focus();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type(ADMIN_TOKEN);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Service accounts" }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("edge-sts-admin-token")), ADMIN_TOKEN);
+  await screenshot("empty-list");
+
+  // The wizard: Details → Authentication → Scope → Credentials → Review → Finish.
+  await page.getByRole("button", { name: "Create account" }).first().click();
+  const wizard = page.locator("#wizard");
+  await wizard.getByLabel("Name", { exact: true }).fill("deploy from main");
+  await screenshot("wizard-details");
+  await wizard.getByLabel("Name", { exact: true }).press("Enter"); // Continue, from the keyboard
+  const method = wizard.getByLabel("Workload Identity Federation");
+  assert.ok(await method.isChecked());
+  await screenshot("wizard-method");
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  await wizard.getByLabel("cert-manager Enterprise Issuer").check();
+  assert.ok(await wizard.getByLabel("Custom API Integration").isVisible());
+  await screenshot("wizard-scope");
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  for (const label of ["Issuer URL", "JWKS URI", "Subject Identifier", "Audience"]) {
+    assert.ok(await wizard.getByLabel(label, { exact: true }).isVisible(), `${label} has its label`);
+  }
+  await wizard.getByLabel("Issuer URL", { exact: true }).fill("http://issuer.example.com"); // refused by the server
+  await wizard.getByLabel("JWKS URI", { exact: true }).fill(`${idp.url}/jwks`);
+  await wizard.getByLabel("Subject Identifier", { exact: true }).fill(SUBJECT);
+  await wizard.getByLabel("Audience", { exact: true }).fill(AUDIENCE);
+  await screenshot("wizard-credentials");
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  assert.ok(await wizard.getByText("http://issuer.example.com").isVisible());
+  await screenshot("wizard-review");
+  await wizard.getByRole("button", { name: "Finish" }).click();
+
+  // The server's 400 names issuerURL: the wizard goes back and shows it next to the input.
+  const issuer = wizard.getByLabel("Issuer URL", { exact: true });
+  await page.locator("#f-issuerURL-error").getByText("http:// is allowed only").waitFor();
+  assert.equal(await issuer.getAttribute("aria-invalid"), "true");
+  assert.ok(await issuer.evaluate((input) => input === document.activeElement), "focus on the field at fault");
+  await screenshot("wizard-issuer-refused");
+  await issuer.fill(idp.url);
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  await wizard.getByRole("button", { name: "Finish" }).click();
+
+  await page.getByRole("heading", { name: "Service accounts" }).waitFor();
+  const row = page.getByRole("row", { name: /deploy from main/ });
+  await row.waitFor();
+  const text = await row.innerText();
+  for (const expected of ["cert-manager Enterprise Issuer", idp.url, SUBJECT, "Yes"]) assert.ok(text.includes(expected), `${expected} in ${text}`);
+  await screenshot("listed");
+
+  // Edit: the stored values are shown; a change is saved and listed.
+  await page.getByRole("button", { name: "Edit deploy from main" }).click();
+  const edit = page.locator("#edit-form");
+  assert.equal(await edit.getByLabel("Subject Identifier", { exact: true }).inputValue(), SUBJECT);
+  await edit.getByLabel("Name", { exact: true }).fill("deploy from main (edited)");
+  await screenshot("edit");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved deploy from main (edited).").waitFor();
+  await page.getByRole("row", { name: /deploy from main \(edited\)/ }).waitFor();
+  await page.getByRole("button", { name: "Edit deploy from main (edited)" }).click();
+  await edit.getByLabel("Name", { exact: true }).fill("deploy from main");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved deploy from main.").waitFor();
+
+  // Test a good and a bad token: decoded header and claims, and the verdict check by check.
+  await page.getByRole("button", { name: "Test a token deploy from main" }).click();
+  await page.getByLabel("Token (JWT)").fill(await sign(idp.keys[0], idp.claims()));
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.getByText("This token would be accepted for this account.").waitFor();
+  assert.equal(await page.locator("#status").innerText(), "", "no stale message from another view");
+  assert.ok((await page.locator("#t-claims").innerText()).includes(SUBJECT));
+  assert.equal(await page.locator("#checks .fail").count(), 0);
+  assert.ok((await page.locator("#checks .ok").count()) >= 8);
+  await screenshot("test-good-token");
+  await page.getByLabel("Token (JWT)").fill(await sign(idp.keys[0], idp.claims({ aud: "someone-else" })));
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.getByText("This token would be refused for this account.").waitFor();
+  const failed = await page.locator("#checks li", { has: page.locator(".fail") }).allInnerTexts();
+  assert.equal(failed.length, 1);
+  assert.match(failed[0], /audience: .*someone-else.*audience_mismatch/);
+  await screenshot("test-bad-token");
+
+  // Disable, then delete with confirmation.
+  await page.getByRole("button", { name: "Accounts" }).click();
+  await page.getByRole("button", { name: "Disable deploy from main" }).click();
+  await page.getByText("deploy from main is now disabled.").waitFor();
+  assert.ok((await page.getByRole("row", { name: /deploy from main/ }).innerText()).includes("No"));
+  await screenshot("disabled");
+
+  // Readable at 360 px: no sideways scrolling.
+  await page.setViewportSize({ width: 360, height: 740 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360), "fits 360 px");
+  await screenshot("narrow-360px");
+  await page.setViewportSize({ width: 1100, height: 800 });
+
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.getByRole("button", { name: "Delete deploy from main" }).click();
+  await page.getByText("deploy from main was deleted.").waitFor();
+  assert.equal(await page.getByRole("row", { name: /deploy from main/ }).count(), 0);
+  await screenshot("deleted");
+});
