@@ -261,24 +261,12 @@ async fn find<K: KeyValueStore>(
 
 /// The body as a JSON object, after the media type, size and syntax checks.
 fn json_body(request: &Request, merge_patch_allowed: bool) -> Result<Map<String, Value>, ApiError> {
-    let declared = request
-        .header("content-length")
-        .and_then(|length| length.trim().parse::<u64>().ok());
-    if request.body.len() > MAX_BODY_BYTES
-        || declared.is_some_and(|length| length > MAX_BODY_BYTES as u64)
-    {
+    if request.body_exceeds(MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge {
             limit_bytes: MAX_BODY_BYTES,
         });
     }
-    let media_type = request.header("content-type").map(|value| {
-        value
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let media_type = request.media_type();
     let accepted = match media_type.as_deref() {
         Some("application/json") => true,
         Some("application/merge-patch+json") => merge_patch_allowed,

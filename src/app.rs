@@ -313,20 +313,12 @@ fn single_form_value(request: &Request, name: &str) -> Result<String, ApiError> 
         field: Some(name.to_owned()),
         description,
     };
-    let media_type = request
-        .header("content-type")
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media_type != "application/x-www-form-urlencoded" {
+    if request.media_type().as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(ApiError::UnsupportedMediaType {
             expected: "application/x-www-form-urlencoded",
         });
     }
-    if request.body.len() > endpoint::MAX_FORM_BYTES {
+    if request.body_exceeds(endpoint::MAX_FORM_BYTES) {
         return Err(ApiError::PayloadTooLarge {
             limit_bytes: endpoint::MAX_FORM_BYTES,
         });
@@ -346,20 +338,12 @@ fn single_form_value(request: &Request, name: &str) -> Result<String, ApiError> 
 
 /// The `token` member of a JSON body (the dry run's).
 fn json_token(request: &Request) -> Result<String, ApiError> {
-    let media_type = request
-        .header("content-type")
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media_type != "application/json" {
+    if request.media_type().as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType {
             expected: "application/json",
         });
     }
-    if request.body.len() > admin::MAX_BODY_BYTES {
+    if request.body_exceeds(admin::MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge {
             limit_bytes: admin::MAX_BODY_BYTES,
         });

@@ -78,6 +78,27 @@ impl Request {
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
+
+    /// The `Content-Type` without parameters, lower-cased (`application/json`).
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// Whether the body is, or is declared (`Content-Length`) to be, over `limit` bytes. The
+    /// platform does not read a body declared too large, so both must be checked.
+    pub fn body_exceeds(&self, limit: usize) -> bool {
+        let declared = self
+            .header("content-length")
+            .and_then(|length| length.trim().parse::<u64>().ok());
+        self.body.len() > limit || declared.is_some_and(|length| length > limit as u64)
+    }
 }
 
 /// An outgoing response.

@@ -315,3 +315,26 @@ fn a_kv_outage_is_503_with_retry_after() {
     assert_eq!(body["error"], "temporarily_unavailable");
     assert_eq!(response.header("retry-after"), Some("5"));
 }
+
+#[test]
+fn a_dry_run_body_declared_over_64_kib_is_413_not_a_json_error() {
+    // The platform does not read a body declared too large, so the core sees it empty.
+    let world = World::new(Some(TOKEN));
+    let (_, created, _) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
+    let path = format!(
+        "{COLLECTION_PATH}/{}/verify",
+        created["id"].as_str().unwrap()
+    );
+    let mut request = Request::new(Method::Post, "http://sts.test", &path);
+    request
+        .headers
+        .push(("authorization".into(), format!("Bearer {TOKEN}")));
+    request
+        .headers
+        .push(("content-type".into(), "application/json".into()));
+    request
+        .headers
+        .push(("content-length".into(), "70000".into()));
+    let (status, body, _) = world.send(request);
+    assert_eq!(status, 413, "{body}");
+}

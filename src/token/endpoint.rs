@@ -56,24 +56,12 @@ fn invalid_request(description: impl Into<String>) -> ApiError {
 /// Reads a token request: body limits, form encoding, no repeated parameter, the grant's
 /// required parameters. Unknown parameters are ignored, as RFC 6749 §3.2 requires.
 pub fn parse_token_request(request: &Request) -> Result<(GrantForm, TokenRequest), ApiError> {
-    let declared = request
-        .header("content-length")
-        .and_then(|length| length.trim().parse::<u64>().ok());
-    if request.body.len() > MAX_FORM_BYTES
-        || declared.is_some_and(|length| length > MAX_FORM_BYTES as u64)
-    {
+    if request.body_exceeds(MAX_FORM_BYTES) {
         return Err(ApiError::PayloadTooLarge {
             limit_bytes: MAX_FORM_BYTES,
         });
     }
-    let media_type = request.header("content-type").map(|value| {
-        value
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let media_type = request.media_type();
     if media_type.as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(invalid_request(
             "the body must be form-encoded (Content-Type: application/x-www-form-urlencoded)",
