@@ -22,6 +22,8 @@ const MAX_IMPORTED_KEYS: usize = 256;
 pub struct WebCryptoSigner {
     kid: String,
     key: CryptoKey,
+    /// `{name: "ECDSA", hash: "SHA-256"}`, built once.
+    algorithm: Object,
 }
 
 fn subtle() -> Result<SubtleCrypto, SignError> {
@@ -58,6 +60,7 @@ impl WebCryptoSigner {
         Ok(Self {
             kid: key.kid.clone(),
             key: key_object.unchecked_into(),
+            algorithm: json_object(r#"{"name":"ECDSA","hash":"SHA-256"}"#)?,
         })
     }
 }
@@ -68,9 +71,8 @@ impl Signer for WebCryptoSigner {
     }
 
     async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
-        let algorithm = json_object(r#"{"name":"ECDSA","hash":"SHA-256"}"#)?;
         let promise = subtle()?
-            .sign_with_object_and_u8_array(&algorithm, &self.key, signing_input)
+            .sign_with_object_and_u8_array(&self.algorithm, &self.key, signing_input)
             .map_err(describe)?;
         let signature = JsFuture::from(promise).await.map_err(describe)?;
         // Web Crypto's ECDSA signature is already r‖s, the form JWS wants.
@@ -83,6 +85,8 @@ impl Signer for WebCryptoSigner {
 pub struct WebCryptoVerifier {
     /// `"{alg}|{public JWK}"` → the imported key.
     keys: RefCell<HashMap<String, CryptoKey>>,
+    /// The verify parameters of each algorithm, built once.
+    verify_parameters: RefCell<HashMap<Alg, Object>>,
 }
 
 /// Web Crypto's import and verify parameters for `alg`.
@@ -155,7 +159,17 @@ impl SignatureVerifier for WebCryptoVerifier {
         let (import, verify) = parameters(alg);
         let crypto_key = self.imported(alg, key, &import).await?;
         let to_verify = |error: SignError| VerifyError(error.0);
-        let algorithm = json_object(&verify).map_err(to_verify)?;
+        let cached = self.verify_parameters.borrow().get(&alg).cloned();
+        let algorithm = match cached {
+            Some(algorithm) => algorithm,
+            None => {
+                let algorithm = json_object(&verify).map_err(to_verify)?;
+                self.verify_parameters
+                    .borrow_mut()
+                    .insert(alg, algorithm.clone());
+                algorithm
+            }
+        };
         let promise = subtle()
             .map_err(to_verify)?
             .verify_with_object_and_u8_array_and_u8_array(

@@ -13,6 +13,7 @@ mod selftest;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use worker::kv::KvStore;
 use worker::{event, Context, Env, Headers};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
@@ -44,6 +45,9 @@ struct IsolateState {
     accounts: Rc<AccountCache>,
     /// `SERVER_TIMING=true`: answer with this request's KV and subrequest counts.
     server_timing: bool,
+    /// The `ACCOUNTS` and `JWKS_CACHE` bindings, looked up once (each lookup fetches five
+    /// functions from JS).
+    namespaces: Result<(KvStore, KvStore), ApiError>,
 }
 
 thread_local! {
@@ -73,9 +77,12 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     if request.path == "/__selftest/verify" {
         return to_worker_response(selftest::verify(&request, &state.verifier).await);
     }
-    let (accounts_kv, jwks_cache) = match (kv(&env, "ACCOUNTS"), kv(&env, "JWKS_CACHE")) {
-        (Ok(accounts), Ok(jwks_cache)) => (accounts, jwks_cache),
-        (Err(error), _) | (_, Err(error)) => return to_worker_response(error.into_response()),
+    let (accounts_kv, jwks_cache) = match &state.namespaces {
+        Ok((accounts, jwks_cache)) => (
+            WorkersKv::new(accounts.clone()),
+            WorkersKv::new(jwks_cache.clone()),
+        ),
+        Err(error) => return to_worker_response(error.clone().into_response()),
     };
     let accounts = CachedStore {
         inner: &accounts_kv,
@@ -166,6 +173,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         verifier: Rc::default(),
         accounts: Rc::default(),
         server_timing: var(env, "SERVER_TIMING").as_deref() == Some("true"),
+        namespaces: kv(env, "ACCOUNTS").and_then(|accounts| Ok((accounts, kv(env, "JWKS_CACHE")?))),
     });
     STATE.with(|slot| *slot.borrow_mut() = Some(state.clone()));
     state
@@ -175,18 +183,19 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|value| value.to_string())
 }
 
-fn kv(env: &Env, binding: &'static str) -> Result<WorkersKv, ApiError> {
-    env.kv(binding)
-        .map(WorkersKv::new)
-        .map_err(|_| ApiError::Misconfigured {
-            setting: binding,
-            problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
-        })
+fn kv(env: &Env, binding: &'static str) -> Result<KvStore, ApiError> {
+    env.kv(binding).map_err(|_| ApiError::Misconfigured {
+        setting: binding,
+        problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
+    })
 }
 
 fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name).ok().map(|value| value.to_string())
 }
+
+/// The request headers the core looks at.
+const CORE_HEADERS: &[&str] = &["authorization", "content-type", "content-length"];
 
 async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
     // The runtime's URL is absolute and already parsed once; split it rather than parse again.
@@ -195,17 +204,20 @@ async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
         worker::Error::RustError(format!("the request URL {url:?} is not absolute"))
     })?;
     let (origin, path, query) = (origin.to_owned(), path.to_owned(), query.map(str::to_owned));
-    let headers = req
-        .headers()
-        .entries()
-        .map(|(name, value)| (name.to_ascii_lowercase(), value))
-        .collect();
+    // Only the headers the core reads: copying every header across the wasm boundary costs
+    // more than the rest of a /healthz request.
+    let mut headers = Vec::with_capacity(CORE_HEADERS.len());
+    for name in CORE_HEADERS {
+        if let Some(value) = req.headers().get(name)? {
+            headers.push(((*name).to_owned(), value));
+        }
+    }
     // A body declared larger than any endpoint takes is not read into memory at all; the core
     // sees its Content-Length and answers 413.
-    let declared_length = req
-        .headers()
-        .get("content-length")?
-        .and_then(|length| length.trim().parse::<u64>().ok());
+    let declared_length = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, length)| length.trim().parse::<u64>().ok());
     let body = match req.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
         _ if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) => Vec::new(),
