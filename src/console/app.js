@@ -163,15 +163,16 @@ function renderAccounts() {
 
 async function setEnabled(account, enabled) {
   const { status: code, body } = await api(`/v1/serviceaccounts/${account.id}`, { method: "PATCH", body: { enabled } });
-  status(code === 200 ? `${account.name} is now ${enabled ? "enabled" : "disabled"}.` : body.error_description);
+  // The list first, then the message, so the two never disagree.
   await loadAccounts(true);
+  status(code === 200 ? `${account.name} is now ${enabled ? "enabled" : "disabled"}.` : body.error_description);
 }
 
 async function remove(account) {
   if (!confirm(`Delete the service account “${account.name}”? Its workloads will no longer get tokens.`)) return;
   const { status: code, body } = await api(`/v1/serviceaccounts/${account.id}`, { method: "DELETE" });
-  status(code === 204 ? `${account.name} was deleted.` : body.error_description);
   await loadAccounts(true);
+  status(code === 204 ? `${account.name} was deleted.` : body?.error_description);
 }
 
 // ---- create wizard ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ mod selftest;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use futures_util::StreamExt;
 use worker::kv::KvStore;
 use worker::{event, Context, Env, Headers};
 
@@ -194,6 +195,10 @@ fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name).ok().map(|value| value.to_string())
 }
 
+/// Largest oversized body still read (and dropped) so the connection stays usable, in bytes.
+/// Past it, the connection is sacrificed rather than the isolate's time.
+const MAX_DISCARDED_BODY_BYTES: u64 = 1024 * 1024;
+
 /// The request headers the core looks at.
 const CORE_HEADERS: &[&str] = &["authorization", "content-type", "content-length"];
 
@@ -220,7 +225,17 @@ async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
         .and_then(|(_, length)| length.trim().parse::<u64>().ok());
     let body = match req.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
-        _ if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) => Vec::new(),
+        _ if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) => {
+            // Too large to read, but a body left unread costs the client its keep-alive
+            // connection: read and drop one of moderate size, chunk by chunk, never keeping it.
+            if declared_length.is_some_and(|length| length <= MAX_DISCARDED_BODY_BYTES) {
+                let mut stream = req.stream()?;
+                while let Some(chunk) = stream.next().await {
+                    chunk?;
+                }
+            }
+            Vec::new()
+        }
         _ => req.bytes().await?,
     };
     Ok(Request {

@@ -2,6 +2,7 @@
 // the whole lifecycle, pagination, every 4xx a client can cause, and authentication.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
 
 const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
@@ -182,6 +183,33 @@ describe("admin API", () => {
     const big = await admin(COLLECTION, { method: "POST", body: account({ owner: "x".repeat(70 * 1024) }) });
     assert.equal(big.status, 413);
     assert.equal(big.body.error, "invalid_request");
+  });
+
+  test("a 413 leaves the keep-alive connection usable for the next request", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method, path, body) =>
+      new Promise((resolve, reject) => {
+        const request = http.request(`${worker.url}${path}`, {
+          method,
+          agent,
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        });
+        request.on("response", (response) => {
+          response.resume();
+          response.on("end", () => resolve({ status: response.statusCode, socket: request.socket }));
+        });
+        request.on("error", reject);
+        request.end(body);
+      });
+    try {
+      const big = await send("POST", COLLECTION, JSON.stringify(account({ owner: "x".repeat(70 * 1024) })));
+      assert.equal(big.status, 413);
+      const next = await send("GET", COLLECTION);
+      assert.equal(next.status, 200);
+      assert.equal(next.socket, big.socket, "the same connection was reused");
+    } finally {
+      agent.destroy();
+    }
   });
 
   test("bad list parameters are 400 naming the parameter", async () => {
