@@ -11,7 +11,9 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::accounts::store::{AccountStore, StoreError};
-use crate::accounts::{check_field_names, merge_patch, validate, Account, FieldError, SubjectRule};
+use crate::accounts::{
+    check_field_names, is_account_id, merge_patch, validate, Account, FieldError, SubjectRule,
+};
 use crate::error::ApiError;
 use crate::form::parse_form;
 use crate::http::{Method, Request, Response};
@@ -310,15 +312,6 @@ fn new_account_id(entropy: &impl Entropy) -> Result<String, ApiError> {
         &hex[16..20],
         &hex[20..]
     ))
-}
-
-/// Whether `id` has the form of an account id (a lower-case UUID).
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 36
-        && id.bytes().enumerate().all(|(i, byte)| match i {
-            8 | 13 | 18 | 23 => byte == b'-',
-            _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte),
-        })
 }
 
 /// The clock's time as RFC 3339 with milliseconds, UTC.

@@ -58,6 +58,11 @@ pub trait KeyValueStore {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<KeyPage, StorageError>;
+    /// The value under `key`, bypassing any cache in front of the store. Writes that
+    /// read-modify-write must start from this, never from a copy kept in memory.
+    async fn get_fresh(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.get(key).await
+    }
     /// The values under `keys`, in the same order. Workers KV reads up to 100 in one operation.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
         let mut values = Vec::with_capacity(keys.len());

@@ -1,7 +1,8 @@
 //! `ACCOUNTS` reads kept in isolate memory for up to [`ACCOUNT_CACHE_MILLIS`], so a warm
 //! exchange reads no KV. SPEC.md allows it: "an isolate may keep an account it read for up to
 //! 10 s". Writes go through this cache, so a change takes effect at once in the isolate that
-//! made it. Listings are never cached. No clock here: the request's time is passed in.
+//! made it. Listings are never cached, and `get_fresh` (what admin writes read) goes to KV.
+//! No clock here: the request's time is passed in.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,6 +46,12 @@ impl<K: KeyValueStore> KeyValueStore for CachedStore<'_, K> {
                 return Ok(value.clone());
             }
         }
+        let value = self.inner.get(key).await?;
+        self.cache.remember(key, value.clone(), self.now_ms);
+        Ok(value)
+    }
+
+    async fn get_fresh(&self, key: &str) -> Result<Option<String>, StorageError> {
         let value = self.inner.get(key).await?;
         self.cache.remember(key, value.clone(), self.now_ms);
         Ok(value)
@@ -146,6 +153,73 @@ mod tests {
         assert_eq!(
             block_on(store.get("issuer:x")).unwrap().as_deref(),
             Some("w")
+        );
+    }
+}
+
+#[cfg(test)]
+mod admin_writes {
+    use super::*;
+    use crate::accounts::store::{issuer_index_key, AccountStore};
+    use crate::accounts::{AccountFields, SubjectRule};
+    use crate::memory::{block_on, MemoryStore};
+
+    fn fields(subject: &str) -> AccountFields {
+        AccountFields {
+            name: subject.into(),
+            authentication_type: "rsaKeyFederated".into(),
+            scopes: vec!["certificate-issuance".into()],
+            issuer_url: "https://idp.example.com".into(),
+            jwks_uri: None,
+            subject: SubjectRule::Exact(subject.into()),
+            audience: "aud".into(),
+            claims: Default::default(),
+            owner: None,
+            applications: Vec::new(),
+            enabled: true,
+        }
+    }
+
+    /// An index this isolate read (and cached) a moment ago, then changed by another isolate,
+    /// must not be the base of this isolate's next write: that would drop the other's entry.
+    #[test]
+    fn admin_writes_start_from_kv_not_from_a_cached_index() {
+        let kv = MemoryStore::new();
+        let cache = AccountCache::default();
+        let here = CachedStore {
+            inner: &kv,
+            cache: &cache,
+            now_ms: 0,
+        };
+        block_on(AccountStore::new(&here).create("a", fields("a"), "t")).unwrap();
+        // The token path reads the index here, and keeps it.
+        assert_eq!(
+            block_on(AccountStore::cached(&here).candidates("https://idp.example.com"))
+                .unwrap()
+                .len(),
+            1
+        );
+        // Another isolate adds an account for the same issuer.
+        block_on(AccountStore::new(&kv).create("b", fields("b"), "t")).unwrap();
+        // This isolate adds a third one 1 s later, within the 10 s its read is kept.
+        let later = CachedStore {
+            inner: &kv,
+            cache: &cache,
+            now_ms: 1_000,
+        };
+        block_on(AccountStore::new(&later).create("c", fields("c"), "t")).unwrap();
+        let index = block_on(kv.get(&issuer_index_key("https://idp.example.com")))
+            .unwrap()
+            .unwrap();
+        for id in ["\"a\"", "\"b\"", "\"c\""] {
+            assert!(index.contains(id), "{id} lost from {index}");
+        }
+        // And what this isolate wrote, it sees at once on the token path.
+        assert_eq!(
+            block_on(AccountStore::cached(&later).candidates("https://idp.example.com"))
+                .unwrap()
+                .len(),
+            3
         );
     }
 }

@@ -442,6 +442,15 @@ fn validate_applications(value: Option<&Value>) -> Result<Vec<String>, FieldErro
         .collect()
 }
 
+/// Whether `id` has the form of an account id (a lower-case UUID).
+pub fn is_account_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, byte)| match i {
+            8 | 13 | 18 | 23 => byte == b'-',
+            _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte),
+        })
+}
+
 /// RFC 7396 JSON merge patch of `patch` onto `target`: `null` removes, objects merge member
 /// by member, anything else replaces.
 pub fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) {

@@ -68,6 +68,18 @@ pub enum StoreError {
     Corrupt { key: String },
 }
 
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Storage(error) => write!(f, "{error}"),
+            Self::Conflict { existing_id, .. } => {
+                write!(f, "conflicts with service account {existing_id}")
+            }
+            Self::Corrupt { key } => write!(f, "the stored value {key} could not be read"),
+        }
+    }
+}
+
 impl From<StorageError> for StoreError {
     fn from(error: StorageError) -> Self {
         Self::Storage(error)
@@ -99,17 +111,45 @@ pub struct AccountPage {
 /// The accounts of one `ACCOUNTS` namespace.
 pub struct AccountStore<'a, S: KeyValueStore> {
     kv: &'a S,
+    /// Whether plain reads may be served by a cache in front of KV (the token path), or must
+    /// go to KV (the admin API). Writes and their checks always read KV.
+    cached_reads: bool,
 }
 
 impl<'a, S: KeyValueStore> AccountStore<'a, S> {
+    /// For the admin API: every read goes to KV, so an edit never starts from a stale copy.
     pub fn new(kv: &'a S) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            cached_reads: false,
+        }
+    }
+
+    /// For the token path: reads may come from the isolate's account cache (SPEC.md lets an
+    /// isolate keep an account it read for up to 10 s).
+    pub fn cached(kv: &'a S) -> Self {
+        Self {
+            kv,
+            cached_reads: true,
+        }
+    }
+
+    async fn read(&self, key: &str, fresh: bool) -> Result<Option<String>, StoreError> {
+        Ok(if fresh || !self.cached_reads {
+            self.kv.get_fresh(key).await?
+        } else {
+            self.kv.get(key).await?
+        })
     }
 
     /// The account with this id, if any.
     pub async fn get(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        self.get_account(id, false).await
+    }
+
+    async fn get_account(&self, id: &str, fresh: bool) -> Result<Option<Account>, StoreError> {
         let key = account_key(id);
-        match self.kv.get(&key).await? {
+        match self.read(&key, fresh).await? {
             None => Ok(None),
             Some(text) => serde_json::from_str(&text)
                 .map(Some)
@@ -137,7 +177,7 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
 
     /// The index entries for `issuer_url`: the candidate accounts of a token with that `iss`.
     pub async fn candidates(&self, issuer_url: &str) -> Result<Vec<IndexEntry>, StoreError> {
-        Ok(self.read_index(issuer_url).await?.accounts)
+        Ok(self.read_index(issuer_url, false).await?.accounts)
     }
 
     /// Stores a new account under `id`, created at `now` (RFC 3339).
@@ -215,13 +255,13 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
         rule: &SubjectRule,
         own_id: &str,
     ) -> Result<(), StoreError> {
-        let index = self.read_index(issuer_url).await?;
+        let index = self.read_index(issuer_url, true).await?;
         for entry in index
             .accounts
             .iter()
             .filter(|entry| &entry.subject == rule && entry.id != own_id)
         {
-            if let Some(other) = self.get(&entry.id).await? {
+            if let Some(other) = self.get_account(&entry.id, true).await? {
                 if other.fields.issuer_url == issuer_url && &other.fields.subject == rule {
                     return Err(StoreError::Conflict {
                         existing_id: other.id,
@@ -233,9 +273,9 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
         Ok(())
     }
 
-    async fn read_index(&self, issuer_url: &str) -> Result<IssuerIndex, StoreError> {
+    async fn read_index(&self, issuer_url: &str, fresh: bool) -> Result<IssuerIndex, StoreError> {
         let key = issuer_index_key(issuer_url);
-        match self.kv.get(&key).await? {
+        match self.read(&key, fresh).await? {
             None => Ok(IssuerIndex {
                 issuer_url: issuer_url.to_owned(),
                 accounts: Vec::new(),
@@ -253,7 +293,7 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
     ) -> Result<(), StoreError> {
         let key = issuer_index_key(issuer_url);
         for _ in 0..INDEX_WRITE_ATTEMPTS {
-            let mut index = self.read_index(issuer_url).await?;
+            let mut index = self.read_index(issuer_url, true).await?;
             edit(&mut index.accounts);
             if index.accounts.is_empty() {
                 self.kv.delete(&key).await?;
@@ -262,7 +302,7 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
                     .map_err(|_| StoreError::Corrupt { key: key.clone() })?;
                 self.kv.put(&key, &json, None).await?;
             }
-            if done(&self.read_index(issuer_url).await?.accounts) {
+            if done(&self.read_index(issuer_url, true).await?.accounts) {
                 return Ok(());
             }
         }

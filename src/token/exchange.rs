@@ -12,7 +12,7 @@ use super::key_sets::{KeySets, Sources};
 use super::keys::{self, check_signature_shape, KeySet};
 use super::reason::{reject, Reason, Rejection};
 use crate::accounts::store::AccountStore;
-use crate::accounts::{Account, SubjectRule};
+use crate::accounts::{is_account_id, Account, SubjectRule};
 use crate::ports::{Entropy, KeySetFetcher, KeyValueStore, SignatureVerifier, Signer};
 use crate::settings::Settings;
 
@@ -158,9 +158,16 @@ where
         identity: &Identity,
         client_id: Option<&str>,
     ) -> Result<Account, ExchangeError> {
-        let store = AccountStore::new(self.accounts);
+        let store = AccountStore::cached(self.accounts);
         let Identity { iss, sub, .. } = identity;
         if let Some(client_id) = client_id {
+            // Not even the shape of an account id: no lookup (a long one is no valid KV key).
+            if !is_account_id(client_id) {
+                let shown: String = client_id.chars().take(64).collect();
+                return Err(no_account(format!(
+                    "client_id {shown:?} is not a service account id"
+                )));
+            }
             let account = match store.get(client_id).await {
                 Ok(Some(account)) => account,
                 Ok(None) => {
@@ -208,11 +215,7 @@ where
     }
 
     /// Steps 4–6.
-    pub async fn verify_signature(
-        &self,
-        account: &Account,
-        token: &Jws,
-    ) -> Result<(), ExchangeError> {
+    pub async fn verify_signature(&self, account: &Account, token: &Jws) -> Result<(), Rejection> {
         let sources = Sources {
             fetcher: self.fetcher,
             cache: self.jwks_cache,
@@ -234,16 +237,16 @@ where
                 // fails while a set is cached, the key is simply unknown.
                 match self.key_sets.refetch(&url, &sources, self.now).await {
                     Ok(Some(fresh)) => fresh,
-                    _ => return Err(rejection.into()),
+                    _ => return Err(rejection),
                 }
             }
-            Err(rejection) => return Err(rejection.into()),
+            Err(rejection) => return Err(rejection),
             Ok(_) => set,
         };
         self.check_with(&set, token).await
     }
 
-    async fn check_with(&self, set: &KeySet, token: &Jws) -> Result<(), ExchangeError> {
+    async fn check_with(&self, set: &KeySet, token: &Jws) -> Result<(), Rejection> {
         let candidates = keys::select(set, token.alg, token.kid.as_deref())?;
         let mut last = Rejection::new(Reason::BadSignature, "the signature does not verify");
         for key in candidates {
@@ -284,7 +287,7 @@ where
                 }
             }
         }
-        Err(last.into())
+        Err(last)
     }
 
     /// Step 11: an RFC 9068 access token, signed ES256 with the active key.
@@ -334,7 +337,7 @@ fn no_account(description: String) -> ExchangeError {
 }
 
 fn storage(error: crate::accounts::store::StoreError) -> ExchangeError {
-    ExchangeError::Storage(format!("{error:?}"))
+    ExchangeError::Storage(error.to_string())
 }
 
 /// Step 10: the requested scopes, each one the account's; none requested: all of them.

@@ -62,7 +62,10 @@ async fn active_claims<K: KeyValueStore, V: SignatureVerifier>(
         return None;
     }
     let account_id = claims.get("client_id")?.as_str()?;
-    let account = AccountStore::new(accounts).get(account_id).await.ok()??;
+    let account = AccountStore::cached(accounts)
+        .get(account_id)
+        .await
+        .ok()??;
     if !account.fields.enabled {
         return None;
     }

@@ -153,6 +153,8 @@ describe("attacks on the token endpoint", () => {
     ["lifetime 7201 s", () => sign(es256, idp.claims({ iat: now() - 1, exp: now() + 7200 })), "lifetime_too_long"],
     ["nbf in the future", () => sign(es256, idp.claims({ nbf: now() + 3600 })), "token_not_yet_valid"],
     ["a valid token replayed for another account's client_id", () => sign(es256, idp.claims()), "subject_mismatch", () => ({ client_id: otherAccount.id })],
+    ["a client_id of 4 KiB (no valid KV key)", () => sign(es256, idp.claims()), "no_matching_account", () => ({ client_id: "x".repeat(4096) })],
+    ["a client_id with path characters", () => sign(es256, idp.claims()), "no_matching_account", () => ({ client_id: "../issuer:abc" })],
   ];
 
   let attackerKey;

@@ -22,6 +22,9 @@ const JWKS_URL: &str = "https://idp.example.com/jwks";
 const AUDIENCE: &str = "https://sts.example.com";
 const STS: &str = "https://sts.example.com";
 const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
+/// Account ids for the tests that name one in `client_id` (which must look like an id).
+const ACCOUNT_1: &str = "0000000a-0000-4000-8000-000000000001";
+const PATTERN_2: &str = "0000000b-0000-4000-8000-000000000002";
 /// A test-only ES256 key for minting.
 const MINT_KEY: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"JboNEBgP8fBlEICH8NbaE0v-ruw0A4a4ONhJWZlRljs","y":"7s9DRl0Vr1pLJx6ZYzm2_9LfS9N8rp1N1K2e9UI6fi8","d":"nBQDC5rt3yJIcUbUpxpJJo1lX0nfzeAmIDe5rTB4Nts"}]}"#;
 
@@ -537,7 +540,7 @@ fn invalid_claim() {
 #[test]
 fn issuer_mismatch_with_client_id() {
     let world = World::new();
-    let account = world.add_account("acct-1", json!({}));
+    let account = world.add_account(ACCOUNT_1, json!({}));
     for iss in [
         "https://other.example.com",
         "https://idp.example.com/",
@@ -588,7 +591,7 @@ fn audience_mismatch() {
 #[test]
 fn subject_mismatch_with_client_id() {
     let world = World::new();
-    let account = world.add_account("acct-1", json!({}));
+    let account = world.add_account(ACCOUNT_1, json!({}));
     let rejection = world.rejection(
         &es256(
             &world,
@@ -655,6 +658,32 @@ fn no_matching_account() {
 }
 
 #[test]
+fn a_client_id_that_is_no_account_id_is_no_matching_account_without_a_lookup() {
+    let world = World::new();
+    world.add_account(ACCOUNT_1, json!({}));
+    let reads = world.accounts.reads();
+    for client_id in [
+        "x".repeat(10_000),
+        "' OR 1=1 --".into(),
+        "../account:x".into(),
+        ACCOUNT_1.to_uppercase(),
+    ] {
+        let rejection = world.rejection(&es256(&world, &claims()), Some(&client_id));
+        assert_eq!(
+            rejection.reason,
+            Reason::NoMatchingAccount,
+            "{}",
+            &client_id[..20.min(client_id.len())]
+        );
+        assert!(
+            rejection.description.len() < 200,
+            "the client_id is not echoed whole"
+        );
+    }
+    assert_eq!(world.accounts.reads(), reads, "no KV lookup for them");
+}
+
+#[test]
 fn exact_subject_wins_and_patterns_can_be_ambiguous() {
     let world = World::new();
     world.add_account(
@@ -665,23 +694,23 @@ fn exact_subject_wins_and_patterns_can_be_ambiguous() {
     let outcome = world.run(&es256(&world, &claims()), None, None);
     assert_eq!(outcome.result.unwrap().account_id, "exact-1");
     world.add_account(
-        "pattern-2",
+        PATTERN_2,
         json!({"subject": null, "subjectPattern": "repo:acme/app:*"}),
     );
     let other_branch = with(json!({"sub": "repo:acme/app:ref:refs/heads/dev"}));
     let rejection = world.rejection(&es256(&world, &other_branch), None);
     assert_eq!(rejection.reason, Reason::AmbiguousAccount);
     assert!(
-        rejection.description.contains("pattern-1") && rejection.description.contains("pattern-2")
+        rejection.description.contains("pattern-1") && rejection.description.contains(PATTERN_2)
     );
     // client_id settles it.
     assert_eq!(
         world
-            .run(&es256(&world, &other_branch), None, Some("pattern-2"))
+            .run(&es256(&world, &other_branch), None, Some(PATTERN_2))
             .result
             .unwrap()
             .account_id,
-        "pattern-2"
+        PATTERN_2
     );
 }
 
