@@ -8,9 +8,9 @@
 #   2. a Rust compiler with std for wasm32-unknown-unknown:
 #        rustup's target when it is installed or installs within a short timeout, otherwise
 #        Debian's rustc-web + rust-web-src + lld-22 with std for wasm32 built once from source
-#   3. wasm-bindgen-cli at exactly the version in Cargo.lock
-#   4. worker-build (fed the local wasm-bindgen, wasm-opt and esbuild: it cannot download them)
-#   5. Debian's chromium, which the admin console's browser tests drive with playwright-core
+#   3. wasm-bindgen-cli at exactly the version in Cargo.lock (scripts/build.sh runs it, then
+#      wasm-opt and esbuild from node_modules)
+#   4. Debian's chromium, which the admin console's browser tests drive with playwright-core
 #
 # Set EDGE_STS_RUST=debian to force the Debian route (used to test it on a machine that has
 # rustup's target), EDGE_STS_RUST=rustup to refuse it.
@@ -22,7 +22,6 @@ mkdir -p "$TOOLS/bin"
 cd "$ROOT"
 
 # Versions. wasm-bindgen's comes from Cargo.lock so the CLI and the crate never drift.
-WORKER_BUILD_VERSION="0.8.7"
 RUSTUP_TARGET_TIMEOUT_SECONDS=60 # it has been seen to finish in 5 s and to hang for good
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -81,7 +80,7 @@ if [ -z "$route" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends rustc-web cargo-web rust-web-src lld-22 >/dev/null
   fi
-  # Debian's compiler must win over rustup's proxies on PATH: worker-build runs plain `cargo`.
+  # Debian's compiler must win over rustup's proxies on PATH: scripts/build.sh runs plain `cargo`.
   mkdir -p "$DEBIAN_RUST_BIN"
   for tool in cargo rustc rustdoc; do ln -sf "/usr/bin/$tool" "$DEBIAN_RUST_BIN/$tool"; done
   sysroot="$(/usr/bin/rustc --print sysroot)"
@@ -130,15 +129,6 @@ else
   ok "wasm-bindgen $WASM_BINDGEN_VERSION installed"
 fi
 
-step "worker-build"
-if [ -x "$TOOLS/bin/worker-build" ] && "$TOOLS/bin/worker-build" --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
-  ok "worker-build $WORKER_BUILD_VERSION"
-else
-  say "cargo install worker-build $WORKER_BUILD_VERSION (~1 min) …"
-  install_tool worker-build "$WORKER_BUILD_VERSION" worker-build --locked
-  ok "worker-build $WORKER_BUILD_VERSION installed"
-fi
-
 # ---------------------------------------------------------------------------------------------
 step "Chromium (for the admin console's browser tests)"
 if command -v chromium >/dev/null 2>&1; then
@@ -162,9 +152,6 @@ step "writing .tools/env"
     echo "export RUSTFLAGS=-Cembed-bitcode=yes"
   fi
   echo "export PATH=\"$path:\$PATH\""
-  echo "export WASM_BINDGEN_BIN=\"$TOOLS/bin/wasm-bindgen\""
-  echo "export WASM_OPT_BIN=\"$ROOT/node_modules/.bin/wasm-opt\""
-  echo "export ESBUILD_BIN=\"$ROOT/node_modules/.bin/esbuild\""
   echo "export EDGE_STS_RUST_ROUTE=$route"
   # Quiet, offline wrangler: no telemetry, no cf.json download, no interactive prompts.
   echo "export WRANGLER_SEND_METRICS=false"

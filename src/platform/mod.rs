@@ -9,13 +9,19 @@ mod fetch;
 mod kv;
 #[cfg(feature = "selftest")]
 mod selftest;
+mod task;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures_util::StreamExt;
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::js_sys::{Date, Uint8Array};
 use worker::kv::KvStore;
-use worker::{event, Context, Env, Headers};
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys;
+use worker::{event, Env};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
 use crate::admin::{AdminToken, MAX_BODY_BYTES};
@@ -60,9 +66,35 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-#[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
-    let started = worker::Date::now().as_millis();
+/// The worker's fetch handler, called by the JavaScript entry (`src/platform/entry.mjs`) with the
+/// runtime's own Request; answers its own Response, or a promise of one when it waits on I/O.
+///
+/// Not workers-rs's `#[event(fetch)]`: that converts into its Request wrapper, which reads
+/// `request.cf` (parsed on access) and copies the URL, and runs the handler as a promise whose
+/// every wake-up goes through `queueMicrotask`; together more than the rest of a `/healthz`.
+#[wasm_bindgen]
+pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> JsValue {
+    task::run(async move {
+        let response = respond(req, env).await;
+        match to_web_response(response) {
+            Ok(response) => response.into(),
+            Err(error) => {
+                worker::console_error!("could not build the response: {error:?}");
+                let init = web_sys::ResponseInit::new();
+                init.set_status(500);
+                web_sys::Response::new_with_opt_str_and_init(Some(INTERNAL_ERROR_BODY), &init)
+                    .map_or(JsValue::UNDEFINED, JsValue::from)
+            }
+        }
+    })
+}
+
+/// The answer when even building the response failed.
+const INTERNAL_ERROR_BODY: &str =
+    r#"{"error":"server_error","error_description":"the response could not be built"}"#;
+
+async fn respond(req: web_sys::Request, env: Env) -> Response {
+    let started = Date::now() as u64;
     let state = isolate_state(&env).await;
     let request = match read_request(req).await {
         Ok(request) => request,
@@ -71,19 +103,22 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
                 "error": "invalid_request",
                 "error_description": format!("the request could not be read: {error}"),
             });
-            return to_worker_response(Response::json(400, &body));
+            return Response::json(400, &body);
         }
     };
     #[cfg(feature = "selftest")]
-    if request.path == "/__selftest/verify" {
-        return to_worker_response(selftest::verify(&request, &state.verifier).await);
+    match request.path.as_str() {
+        "/__selftest/verify" => return selftest::verify(&request, &state.verifier).await,
+        "/__selftest/panic" => return selftest::panic(false).await,
+        "/__selftest/panic-after-wait" => return selftest::panic(true).await,
+        _ => {}
     }
     let (accounts_kv, jwks_cache) = match &state.namespaces {
         Ok((accounts, jwks_cache)) => (
             WorkersKv::new(accounts.clone()),
             WorkersKv::new(jwks_cache.clone()),
         ),
-        Err(error) => return to_worker_response(error.clone().into_response()),
+        Err(error) => return error.clone().into_response(),
     };
     let accounts = CachedStore {
         inner: &accounts_kv,
@@ -91,16 +126,12 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         now_ms: started,
     };
     let fetcher = WorkersFetcher {
-        allow_http_loopback: false,
-        subrequests: Cell::new(0),
-    };
-    let fetcher = WorkersFetcher {
         allow_http_loopback: state
             .config
             .settings
             .as_ref()
             .is_ok_and(|settings| settings.allow_http_loopback),
-        ..fetcher
+        subrequests: Cell::new(0),
     };
     let services = Services {
         accounts: &accounts,
@@ -124,7 +155,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         );
         response = response.with_header("server-timing", &timing);
     }
-    to_worker_response(response)
+    response
 }
 
 /// The isolate's config, parsed on its first request. Vars and secrets cannot change under a
@@ -202,9 +233,9 @@ const MAX_DISCARDED_BODY_BYTES: u64 = 1024 * 1024;
 /// The request headers the core looks at.
 const CORE_HEADERS: &[&str] = &["authorization", "content-type", "content-length"];
 
-async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
+async fn read_request(req: web_sys::Request) -> worker::Result<Request> {
     // The runtime's URL is absolute and already parsed once; split it rather than parse again.
-    let url = req.inner().url();
+    let url = req.url();
     let (origin, path, query) = split_request_url(&url).ok_or_else(|| {
         worker::Error::RustError(format!("the request URL {url:?} is not absolute"))
     })?;
@@ -212,8 +243,9 @@ async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
     // Only the headers the core reads: copying every header across the wasm boundary costs
     // more than the rest of a /healthz request.
     let mut headers = Vec::with_capacity(CORE_HEADERS.len());
+    let request_headers = req.headers();
     for name in CORE_HEADERS {
-        if let Some(value) = req.headers().get(name)? {
+        if let Some(value) = request_headers.get(name)? {
             headers.push(((*name).to_owned(), value));
         }
     }
@@ -223,23 +255,27 @@ async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
         .iter()
         .find(|(name, _)| name == "content-length")
         .and_then(|(_, length)| length.trim().parse::<u64>().ok());
-    let body = match req.method() {
-        worker::Method::Get | worker::Method::Head => Vec::new(),
+    let method = Method::parse(&req.method());
+    let body = match method {
+        Method::Get | Method::Head => Vec::new(),
         _ if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) => {
             // Too large to read, but a body left unread costs the client its keep-alive
             // connection: read and drop one of moderate size, chunk by chunk, never keeping it.
             if declared_length.is_some_and(|length| length <= MAX_DISCARDED_BODY_BYTES) {
-                let mut stream = req.stream()?;
+                let mut stream = worker::Request::from(req).stream()?;
                 while let Some(chunk) = stream.next().await {
                     chunk?;
                 }
             }
             Vec::new()
         }
-        _ => req.bytes().await?,
+        _ => {
+            let buffer = JsFuture::from(req.array_buffer()?).await?;
+            Uint8Array::new(&buffer).to_vec()
+        }
     };
     Ok(Request {
-        method: Method::parse(req.method().as_ref()),
+        method,
         origin,
         path,
         query,
@@ -248,14 +284,23 @@ async fn read_request(mut req: worker::Request) -> worker::Result<Request> {
     })
 }
 
-fn to_worker_response(response: Response) -> worker::Result<worker::Response> {
-    let headers = Headers::new();
+/// The core's response as the runtime's: the body is copied once, straight out of wasm memory.
+fn to_web_response(response: Response) -> worker::Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
     for (name, value) in &response.headers {
         headers.append(name, value)?;
     }
-    Ok(worker::Response::from_bytes(response.body)?
-        .with_status(response.status)
-        .with_headers(headers))
+    let init = web_sys::ResponseInit::new();
+    init.set_status(response.status);
+    init.set_headers(&headers);
+    let mut body = response.body;
+    // No body at all for an empty one: a 204 or 304 must not have even an empty body.
+    let created = if body.is_empty() {
+        web_sys::Response::new_with_opt_str_and_init(None, &init)
+    } else {
+        web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut body), &init)
+    };
+    created.map_err(|error: JsValue| worker::Error::from(error))
 }
 
 /// `Date.now()`.
@@ -263,7 +308,7 @@ pub struct WorkersClock;
 
 impl Clock for WorkersClock {
     fn now_millis(&self) -> u64 {
-        worker::Date::now().as_millis()
+        Date::now() as u64
     }
 }
 
@@ -287,8 +332,7 @@ impl EventLog for ConsoleLog {
     fn record(&self, mut event: serde_json::Value) {
         // Workers freeze Date.now() during CPU work, so this counts I/O waits (KV, fetch); CPU
         // time is in the platform's own metrics.
-        event["latency_ms"] =
-            serde_json::json!(worker::Date::now().as_millis().saturating_sub(self.started));
+        event["latency_ms"] = serde_json::json!((Date::now() as u64).saturating_sub(self.started));
         worker::console_log!("{event}");
     }
 }

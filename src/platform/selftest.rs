@@ -1,9 +1,15 @@
-//! `POST /__selftest/verify`, only in the `selftest` build (never deployed): runs signature
-//! test vectors through the Web Crypto verifier, so the end-to-end suite can hold it to the
-//! same Wycheproof vectors as the native one.
-//! Body: `{"alg": "ES256", "jwk": {…}, "cases": [["<msg hex>", "<sig hex>"], …]}`.
+//! Routes only in the `selftest` build (never deployed):
+//!
+//! - `POST /__selftest/verify` runs signature test vectors through the Web Crypto verifier, so
+//!   the end-to-end suite can hold it to the same Wycheproof vectors as the native one.
+//!   Body: `{"alg": "ES256", "jwk": {…}, "cases": [["<msg hex>", "<sig hex>"], …]}`.
+//! - `GET /__selftest/panic` panics at once, `GET /__selftest/panic-after-wait` after waiting on
+//!   a promise: the suite checks that the next request is served by a fresh instance.
 
 use serde_json::{json, Value};
+use worker::js_sys::Promise;
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
 
 use super::WebCryptoVerifier;
 use crate::http::{Request, Response};
@@ -30,4 +36,12 @@ pub async fn verify(request: &Request, verifier: &WebCryptoVerifier) -> Response
         .unwrap_or_default();
     let results = verify_cases(verifier, alg, &body["jwk"], &cases).await;
     Response::json(200, &json!({ "results": results }))
+}
+
+/// Panics, at once or after a wait; never returns.
+pub async fn panic(after_wait: bool) -> Response {
+    if after_wait {
+        let _ = JsFuture::from(Promise::resolve(&JsValue::NULL)).await;
+    }
+    panic!("selftest: a deliberate panic");
 }

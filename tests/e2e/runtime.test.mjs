@@ -1,0 +1,78 @@
+// The worker's own runtime plumbing, in workerd: its JavaScript entry, the executor that drives
+// each request's future (src/platform/task.rs), and recovery from a Rust panic. Uses the
+// `selftest` build, whose /__selftest/panic routes panic on purpose.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
+
+const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
+
+let worker;
+let logs;
+before(async () => {
+  logs = [];
+  worker = await startWorker(
+    { ...DEFAULT_VARS, SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }), ADMIN_TOKEN },
+    { build: "build-selftest", logs },
+  );
+});
+after(() => worker?.dispose());
+
+const admin = (path, init = {}) =>
+  worker.json(path, {
+    ...init,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json", ...init.headers },
+  });
+
+function account(n) {
+  return {
+    name: `runtime ${n}`,
+    scopes: ["certificate-issuance"],
+    issuerURL: `https://idp${n}.example.com`,
+    jwksURI: `https://idp${n}.example.com/jwks`,
+    subject: `workload-${n}`,
+    audience: "https://sts.example.com",
+  };
+}
+
+test("requests that wait on KV at the same time each get their own answer", async () => {
+  const ids = [];
+  for (let n = 0; n < 12; n++) {
+    const created = await admin("/v1/serviceaccounts", { method: "POST", body: JSON.stringify(account(n)) });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    ids.push(created.body.id);
+  }
+  // Reads of different accounts, interleaved with requests answered without waiting.
+  const answers = await Promise.all(
+    ids.flatMap((id) => [admin(`/v1/serviceaccounts/${id}`), worker.json("/healthz")]),
+  );
+  ids.forEach((id, n) => {
+    const read = answers[2 * n];
+    assert.equal(read.status, 200);
+    assert.equal(read.body.id, id);
+    assert.equal(read.body.subject, `workload-${n}`);
+    assert.equal(answers[2 * n + 1].status, 200);
+  });
+});
+
+for (const route of ["/__selftest/panic", "/__selftest/panic-after-wait"]) {
+  test(`after a panic (${route}) the next request is served by a fresh instance`, async () => {
+    const failed = await worker.fetch(route);
+    await failed.arrayBuffer();
+    assert.equal(failed.status, 500);
+    assert.ok(
+      logs.some((line) => line.includes("selftest: a deliberate panic")),
+      `the panic is logged: ${JSON.stringify(logs.slice(-5))}`,
+    );
+    const healthz = await worker.json("/healthz");
+    assert.equal(healthz.status, 200);
+    // Still serving everything, the token endpoint's checks included.
+    const token = await worker.json("/oauth2/token", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "grant_type=client_credentials",
+    });
+    assert.equal(token.status, 400);
+    assert.equal(token.body.error, "invalid_request");
+  });
+}
