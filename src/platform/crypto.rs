@@ -6,7 +6,7 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Crypto, CryptoKey, SubtleCrypto};
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::ports::{SignError, SignatureVerifier, Signer, VerifyError};
@@ -26,10 +26,22 @@ pub struct WebCryptoSigner {
     algorithm: Object,
 }
 
+thread_local! {
+    /// `crypto.subtle`, looked up once per isolate.
+    static SUBTLE: RefCell<Option<SubtleCrypto>> = const { RefCell::new(None) };
+}
+
 fn subtle() -> Result<SubtleCrypto, SignError> {
+    if let Some(subtle) = SUBTLE.with(|subtle| subtle.borrow().clone()) {
+        return Ok(subtle);
+    }
     let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
-        .map_err(|_| SignError("this runtime has no crypto global".into()))?;
-    Ok(crypto.unchecked_into::<Crypto>().subtle())
+        .ok()
+        .filter(|crypto| !crypto.is_undefined())
+        .ok_or_else(|| SignError("this runtime has no crypto global".into()))?;
+    let subtle = crypto.unchecked_into::<Crypto>().subtle();
+    SUBTLE.with(|slot| *slot.borrow_mut() = Some(subtle.clone()));
+    Ok(subtle)
 }
 
 fn json_object(json: &str) -> Result<Object, SignError> {
@@ -83,8 +95,10 @@ impl Signer for WebCryptoSigner {
 /// Verifies workload tokens with Web Crypto, keeping each imported key.
 #[derive(Default)]
 pub struct WebCryptoVerifier {
-    /// `"{alg}|{public JWK}"` → the imported key.
-    keys: RefCell<HashMap<String, CryptoKey>>,
+    /// alg → serialized public JWK → the imported key.
+    keys: RefCell<HashMap<Alg, HashMap<String, CryptoKey>>>,
+    /// How many keys `keys` holds.
+    imported: Cell<usize>,
     /// The verify parameters of each algorithm, built once.
     verify_parameters: RefCell<HashMap<Alg, Object>>,
 }
@@ -116,20 +130,19 @@ fn parameters(alg: Alg) -> (String, String) {
 }
 
 impl WebCryptoVerifier {
-    async fn imported(
-        &self,
-        alg: Alg,
-        key: &IssuerKey,
-        import: &str,
-    ) -> Result<CryptoKey, VerifyError> {
-        let jwk_text = key.public_jwk.to_string();
-        let cache_key = format!("{}|{jwk_text}", alg.name());
-        if let Some(key) = self.keys.borrow().get(&cache_key) {
-            return Ok(key.clone());
+    async fn imported(&self, alg: Alg, key: &IssuerKey) -> Result<CryptoKey, VerifyError> {
+        let cached = self
+            .keys
+            .borrow()
+            .get(&alg)
+            .and_then(|keys| keys.get(&key.public_jwk_text))
+            .cloned();
+        if let Some(key) = cached {
+            return Ok(key);
         }
         let to_verify = |error: SignError| VerifyError(error.0);
-        let jwk = json_object(&jwk_text).map_err(to_verify)?;
-        let algorithm = json_object(import).map_err(to_verify)?;
+        let jwk = json_object(&key.public_jwk_text).map_err(to_verify)?;
+        let algorithm = json_object(&parameters(alg).0).map_err(to_verify)?;
         let usages = Array::of1(&JsValue::from_str("verify"));
         let promise = subtle()
             .map_err(to_verify)?
@@ -140,10 +153,17 @@ impl WebCryptoVerifier {
             .map_err(|error| to_verify(describe(error)))?
             .unchecked_into();
         let mut keys = self.keys.borrow_mut();
-        if keys.len() >= MAX_IMPORTED_KEYS {
+        if self.imported.get() >= MAX_IMPORTED_KEYS {
             keys.clear();
+            self.imported.set(0);
         }
-        keys.insert(cache_key, imported.clone());
+        let previous = keys
+            .entry(alg)
+            .or_default()
+            .insert(key.public_jwk_text.clone(), imported.clone());
+        if previous.is_none() {
+            self.imported.set(self.imported.get() + 1);
+        }
         Ok(imported)
     }
 }
@@ -156,14 +176,13 @@ impl SignatureVerifier for WebCryptoVerifier {
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<bool, VerifyError> {
-        let (import, verify) = parameters(alg);
-        let crypto_key = self.imported(alg, key, &import).await?;
+        let crypto_key = self.imported(alg, key).await?;
         let to_verify = |error: SignError| VerifyError(error.0);
         let cached = self.verify_parameters.borrow().get(&alg).cloned();
         let algorithm = match cached {
             Some(algorithm) => algorithm,
             None => {
-                let algorithm = json_object(&verify).map_err(to_verify)?;
+                let algorithm = json_object(&parameters(alg).1).map_err(to_verify)?;
                 self.verify_parameters
                     .borrow_mut()
                     .insert(alg, algorithm.clone());

@@ -1,10 +1,11 @@
-//! The executor of the fetch handler: one future per request, polled right away.
+//! The executor of the fetch handler: one future per request, polled at once.
 //!
 //! `wasm-bindgen-futures` (behind the `#[event(fetch)]` macro) wraps the handler in a promise
 //! and schedules its first poll, and every later wake-up, through `queueMicrotask`, which
-//! workerd makes costly. Here the handler is polled at once; a request that needs no I/O (a
-//! `/healthz`, a rejected form) is answered with no promise at all, and one that waits is polled
-//! again from inside the callback of the promise it waited on, when that promise settles.
+//! workerd makes costly. Here the handler is polled at once, and a request that needs no I/O (a
+//! `/healthz`, a rejected form) is answered with no promise at all. A wake-up is still deferred
+//! to a microtask, as futures expect (worker's `Delay` wakes before it records that it fired),
+//! but through `Promise.resolve().then(…)` with one callback per isolate.
 //!
 //! A waiting request is kept in a per-isolate table until it finishes. The runtime drops the
 //! I/O of a request whose client went away, so its promises never settle and its entry would
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use worker::js_sys::{Date, Function, Promise};
+use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::JsValue;
 
 type Handler = Pin<Box<dyn Future<Output = JsValue>>>;
@@ -35,8 +37,6 @@ struct Task {
     future: Option<Handler>,
     /// Settles the promise the runtime was given.
     resolve: Option<Function>,
-    /// Woken while being polled: poll again before waiting.
-    woken: bool,
     /// `Date.now()` when the request arrived.
     started_ms: f64,
 }
@@ -44,6 +44,10 @@ struct Task {
 thread_local! {
     static TASKS: RefCell<HashMap<u64, Task>> = RefCell::new(HashMap::new());
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+    /// Tasks woken since the last microtask ran them.
+    static WOKEN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The microtask that polls them, made once.
+    static RUN_WOKEN: Closure<dyn FnMut(JsValue)> = Closure::new(|_: JsValue| run_woken());
 }
 
 /// Wakes a task by id: a stale waker (its task done) finds nothing and does nothing.
@@ -51,11 +55,32 @@ struct TaskWaker(u64);
 
 impl Wake for TaskWaker {
     fn wake(self: Arc<Self>) {
-        resume(self.0);
+        schedule(self.0);
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        resume(self.0);
+        schedule(self.0);
+    }
+}
+
+/// Queues a poll of task `id`, and the microtask that runs the queue if it has none yet.
+fn schedule(id: u64) {
+    let first = WOKEN.with(|woken| {
+        let mut woken = woken.borrow_mut();
+        woken.push(id);
+        woken.len() == 1
+    });
+    if first {
+        RUN_WOKEN.with(|run| {
+            let _ = Promise::resolve(&JsValue::UNDEFINED).then(run);
+        });
+    }
+}
+
+fn run_woken() {
+    let woken = WOKEN.with(|woken| std::mem::take(&mut *woken.borrow_mut()));
+    for id in woken {
+        resume(id);
     }
 }
 
@@ -70,7 +95,6 @@ pub fn run(handler: impl Future<Output = JsValue> + 'static) -> JsValue {
     let task = Task {
         future: None,
         resolve: None,
-        woken: false,
         started_ms,
     };
     TASKS.with(|tasks| {
@@ -96,37 +120,14 @@ pub fn run(handler: impl Future<Output = JsValue> + 'static) -> JsValue {
     promise.into()
 }
 
-/// Polls until the handler finishes or waits without having been woken meanwhile.
 fn poll(id: u64, future: &mut Handler) -> Poll<JsValue> {
     let waker = Waker::from(Arc::new(TaskWaker(id)));
-    let mut context = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
-            return Poll::Ready(value);
-        }
-        let woken = TASKS.with(|tasks| {
-            tasks
-                .borrow_mut()
-                .get_mut(&id)
-                .is_some_and(|task| std::mem::take(&mut task.woken))
-        });
-        if !woken {
-            return Poll::Pending;
-        }
-    }
+    future.as_mut().poll(&mut Context::from_waker(&waker))
 }
 
-/// A wake-up: polls the task now, or, if it is being polled, has that poll go round again.
+/// Polls a woken task, unless it finished (or was abandoned) meanwhile.
 fn resume(id: u64) {
-    let future = TASKS.with(|tasks| {
-        let mut tasks = tasks.borrow_mut();
-        let task = tasks.get_mut(&id)?;
-        let future = task.future.take();
-        if future.is_none() {
-            task.woken = true;
-        }
-        future
-    });
+    let future = TASKS.with(|tasks| tasks.borrow_mut().get_mut(&id)?.future.take());
     let Some(mut future) = future else {
         return;
     };

@@ -36,6 +36,8 @@ pub struct IssuerKey {
     pub key_ops: Option<Vec<String>>,
     /// The public members only (`kty`, `crv`, `n`, `e`, `x`, `y`): what Web Crypto imports.
     pub public_jwk: Value,
+    /// `public_jwk` serialized, once per key set: what a verifier imports and keys its cache by.
+    pub public_jwk_text: String,
 }
 
 impl IssuerKey {
@@ -155,6 +157,7 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
         alg: text("alg").map(str::to_owned),
         key_use: text("use").map(str::to_owned),
         key_ops,
+        public_jwk_text: public_jwk.to_string(),
         public_jwk,
     })
 }
