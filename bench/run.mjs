@@ -1,5 +1,5 @@
 // `npm run bench`: edge-sts against a reference worker written in JavaScript with jose, in
-// the same local workerd (Miniflare) on 127.0.0.1, one after the other per case, in one run.
+// the same local workerd (Miniflare) on 127.0.0.1, taking turns in 1 s rounds per case, in one run.
 // Prints exchanges per second, p50/p99 latency and non-200 counts per case, the ratio
 // edge-sts / reference, cold first exchanges, warm-path I/O counters and the wasm size.
 //
@@ -68,12 +68,12 @@ function exchangeRequest(worker, alg) {
   });
 }
 
-/** Closed-loop load: `concurrency` clients for SECONDS; latencies, non-200s, I/O counters. */
-async function measure(worker, request, concurrency) {
+/** Closed-loop load: `concurrency` clients for `seconds`; latencies, non-200s, I/O counters. */
+async function measure(worker, request, concurrency, seconds) {
   const latencies = [];
   let non200 = 0;
   const io = { "kv-read": 0, "kv-write": 0, subrequest: 0 };
-  const deadline = performance.now() + SECONDS * 1000;
+  const deadline = performance.now() + seconds * 1000;
   const client = async () => {
     while (performance.now() < deadline) {
       const started = performance.now();
@@ -90,8 +90,17 @@ async function measure(worker, request, concurrency) {
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, client));
   const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
+  return { latencies, elapsed, non200, io };
+}
+
+/** Rounds of one worker's measurements as one result: rate over all rounds, percentiles. */
+function combine(rounds) {
+  const latencies = rounds.flatMap((round) => round.latencies).sort((a, b) => a - b);
+  const elapsed = rounds.reduce((total, round) => total + round.elapsed, 0);
   const at = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  const io = { "kv-read": 0, "kv-write": 0, subrequest: 0 };
+  for (const round of rounds) for (const name in io) io[name] += round.io[name];
+  const non200 = rounds.reduce((total, round) => total + round.non200, 0);
   return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), non200, io, count: latencies.length };
 }
 
@@ -109,12 +118,18 @@ for (const worker of Object.values(workers)) {
   }
 }
 
+// Each case in rounds of at most 1 s, the two workers taking turns, so that drift on this shared
+// machine (other processes, CPU frequency) falls on both alike.
+const ROUNDS = Math.max(1, Math.round(SECONDS));
 const rows = [];
 for (const [name, request] of cases) {
   for (const concurrency of [1, 8]) {
-    const result = {};
-    for (const worker of ["edge-sts", "reference"]) result[worker] = await measure(workers[worker], request, concurrency);
-    rows.push({ name, concurrency, ...result });
+    const rounds = { "edge-sts": [], reference: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? ["edge-sts", "reference"] : ["reference", "edge-sts"];
+      for (const worker of order) rounds[worker].push(await measure(workers[worker], request, concurrency, SECONDS / ROUNDS));
+    }
+    rows.push({ name, concurrency, "edge-sts": combine(rounds["edge-sts"]), reference: combine(rounds.reference) });
     process.stderr.write(".");
   }
 }
@@ -139,7 +154,7 @@ const wasm = readFileSync(path.join(ROOT, "build/index_bg.wasm"));
 const f = (n, d = 2) => n.toFixed(d);
 const pad = (text, width) => String(text).padStart(width);
 console.log(`\nedge-sts benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpus()[0].model}`);
-console.log(`workerd via Miniflare on 127.0.0.1, closed-loop clients, ${SECONDS} s per case and worker, alternating\n`);
+console.log(`workerd via Miniflare on 127.0.0.1, closed-loop clients, ${SECONDS} s per case and worker, in ${ROUNDS} alternating rounds\n`);
 console.log(`${"case".padEnd(30)}${pad("conc", 5)} │ ${pad("edge-sts/s", 10)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)} │ ${pad("jose/s", 8)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)} │ ${pad("ratio", 6)}`);
 for (const row of rows) {
   const [e, r] = [row["edge-sts"], row.reference];
