@@ -1,7 +1,8 @@
 // `npm run bench`: edge-sts against a reference worker written in JavaScript with jose, in
 // the same local workerd (Miniflare) on 127.0.0.1, taking turns in 1 s rounds per case, in one run.
 // Prints exchanges per second, p50/p99 latency and non-200 counts per case, the ratio
-// edge-sts / reference, cold first exchanges, warm-path I/O counters and the wasm size.
+// edge-sts / reference, workerd's CPU time per request, cold first exchanges, warm-path I/O
+// counters and the wasm size.
 //
 //   BENCH_SECONDS=5 npm run bench        (seconds per case and worker)
 import { execFileSync } from "node:child_process";
@@ -53,8 +54,31 @@ const WORKERS = {
   "edge-sts": () => startWorker(bindings, { logs: [] }),
   reference: () => startWorker(bindings, { logs: [], modules: [{ type: "ESModule", path: REFERENCE }] }),
 };
+// workerd's own CPU time (user + system), from /proc on Linux: what each worker costs the
+// machine per request, apart from the load generator sharing its cores. Null elsewhere.
+const TICKS_PER_SECOND = 100;
+const workerdPids = () => {
+  try {
+    return new Set(execFileSync("pgrep", ["-x", "workerd"]).toString().split("\n").filter(Boolean).map(Number));
+  } catch {
+    return new Set();
+  }
+};
+function cpuSeconds(pids) {
+  try {
+    return pids.reduce((total, pid) => {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      return total + (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    }, 0);
+  } catch {
+    return null;
+  }
+}
+
 async function start(name) {
+  const before = workerdPids();
   const worker = await WORKERS[name]();
+  worker.pids = [...workerdPids()].filter((pid) => !before.has(pid));
   const kv = await worker.kv("ACCOUNTS");
   for (const [key, value] of records) await kv.put(key, value);
   return worker;
@@ -73,6 +97,7 @@ async function measure(worker, request, concurrency, seconds) {
   const latencies = [];
   let non200 = 0;
   const io = { "kv-read": 0, "kv-write": 0, subrequest: 0 };
+  const cpuBefore = worker.pids.length > 0 ? cpuSeconds(worker.pids) : null;
   const deadline = performance.now() + seconds * 1000;
   const client = async () => {
     while (performance.now() < deadline) {
@@ -90,7 +115,8 @@ async function measure(worker, request, concurrency, seconds) {
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, client));
   const elapsed = (performance.now() - started) / 1000;
-  return { latencies, elapsed, non200, io };
+  const cpuAfter = cpuBefore === null ? null : cpuSeconds(worker.pids);
+  return { latencies, elapsed, non200, io, cpu: cpuAfter === null ? null : cpuAfter - cpuBefore };
 }
 
 /** Rounds of one worker's measurements as one result: rate over all rounds, percentiles. */
@@ -101,7 +127,9 @@ function combine(rounds) {
   const io = { "kv-read": 0, "kv-write": 0, subrequest: 0 };
   for (const round of rounds) for (const name in io) io[name] += round.io[name];
   const non200 = rounds.reduce((total, round) => total + round.non200, 0);
-  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), non200, io, count: latencies.length };
+  const cpu = rounds.some((round) => round.cpu === null) ? null : rounds.reduce((total, round) => total + round.cpu, 0);
+  const cpuPerRequest = cpu === null ? null : (cpu * 1e6) / latencies.length;
+  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), non200, io, count: latencies.length, cpuPerRequest };
 }
 
 const cases = [
@@ -155,10 +183,11 @@ const f = (n, d = 2) => n.toFixed(d);
 const pad = (text, width) => String(text).padStart(width);
 console.log(`\nedge-sts benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpus()[0].model}`);
 console.log(`workerd via Miniflare on 127.0.0.1, closed-loop clients, ${SECONDS} s per case and worker, in ${ROUNDS} alternating rounds\n`);
-console.log(`${"case".padEnd(30)}${pad("conc", 5)} │ ${pad("edge-sts/s", 10)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)} │ ${pad("jose/s", 8)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)} │ ${pad("ratio", 6)}`);
+const cpuText = (result) => (result.cpuPerRequest === null ? "–" : f(result.cpuPerRequest, 0));
+console.log(`${"case".padEnd(30)}${pad("conc", 5)} │ ${pad("edge-sts/s", 10)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)}${pad("cpu µs", 8)} │ ${pad("jose/s", 8)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)}${pad("cpu µs", 8)} │ ${pad("ratio", 6)}`);
 for (const row of rows) {
   const [e, r] = [row["edge-sts"], row.reference];
-  console.log(`${row.name.padEnd(30)}${pad(row.concurrency, 5)} │ ${pad(f(e.rate, 0), 10)}${pad(f(e.p50), 8)}${pad(f(e.p99), 8)}${pad(e.non200, 6)} │ ${pad(f(r.rate, 0), 8)}${pad(f(r.p50), 8)}${pad(f(r.p99), 8)}${pad(r.non200, 6)} │ ${pad(f(e.rate / r.rate), 6)}`);
+  console.log(`${row.name.padEnd(30)}${pad(row.concurrency, 5)} │ ${pad(f(e.rate, 0), 10)}${pad(f(e.p50), 8)}${pad(f(e.p99), 8)}${pad(e.non200, 6)}${pad(cpuText(e), 8)} │ ${pad(f(r.rate, 0), 8)}${pad(f(r.p50), 8)}${pad(f(r.p99), 8)}${pad(r.non200, 6)}${pad(cpuText(r), 8)} │ ${pad(f(e.rate / r.rate), 6)}`);
 }
 const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
 console.log(`\ncold first exchange (new workerd, empty caches), median of ${COLD_RUNS}: edge-sts ${f(median(cold["edge-sts"].map((c) => c.ms)))} ms, reference ${f(median(cold.reference.map((c) => c.ms)))} ms; non-200: ${[...cold["edge-sts"], ...cold.reference].filter((c) => c.status !== 200).length}`);
@@ -170,6 +199,7 @@ for (const row of rows.filter((row) => row.name.startsWith("exchange") && row.co
 const warm = rows.filter((row) => row.name.startsWith("exchange")).map((row) => row["edge-sts"]);
 const sum = (key) => warm.reduce((total, result) => total + result.io[key], 0);
 console.log(`warm exchanges: ${warm.reduce((t, r) => t + r.count, 0)}, with ${sum("kv-read")} KV reads, ${sum("kv-write")} KV writes, ${sum("subrequest")} subrequests (Server-Timing)`);
+console.log("cpu µs: workerd's own CPU time per request (user + system, from /proc), the load generator not included");
 console.log(`wasm: ${wasm.length} bytes raw, ${gzipSync(wasm, { level: 9 }).length} bytes gzipped`);
 const bad = rows.reduce((total, row) => total + row["edge-sts"].non200 + row.reference.non200, 0);
 process.exit(bad === 0 ? 0 : 1);
