@@ -91,10 +91,18 @@ pub fn run(handler: impl Future<Output = JsValue> + 'static) -> JsValue {
         next.set(id + 1);
         id
     });
+    let mut future: Handler = Box::pin(handler);
+    if let Poll::Ready(value) = poll(id, &mut future) {
+        return value;
+    }
+    // It waits. A wake-up during that first poll is only queued, and runs after this returns,
+    // by when the task is in the table.
+    let mut resolve = None;
+    let promise = Promise::new(&mut |settle, _reject| resolve = Some(settle));
     let started_ms = Date::now();
     let task = Task {
-        future: None,
-        resolve: None,
+        future: Some(future),
+        resolve,
         started_ms,
     };
     TASKS.with(|tasks| {
@@ -103,19 +111,6 @@ pub fn run(handler: impl Future<Output = JsValue> + 'static) -> JsValue {
             tasks.retain(|_, task| started_ms - task.started_ms < ABANDONED_AFTER_MS);
         }
         tasks.insert(id, task);
-    });
-    let mut future: Handler = Box::pin(handler);
-    if let Poll::Ready(value) = poll(id, &mut future) {
-        TASKS.with(|tasks| tasks.borrow_mut().remove(&id));
-        return value;
-    }
-    let mut resolve = None;
-    let promise = Promise::new(&mut |settle, _reject| resolve = Some(settle));
-    TASKS.with(|tasks| {
-        if let Some(task) = tasks.borrow_mut().get_mut(&id) {
-            task.future = Some(future);
-            task.resolve = resolve;
-        }
     });
     promise.into()
 }
