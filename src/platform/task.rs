@@ -2,8 +2,8 @@
 //!
 //! `wasm-bindgen-futures` (behind the `#[event(fetch)]` macro) wraps the handler in a promise
 //! and schedules its first poll, and every later wake-up, through `queueMicrotask`, which
-//! workerd makes costly. Here the handler is polled at once, and a request that needs no I/O (a
-//! `/healthz`, a rejected form) is answered with no promise at all. A wake-up is still deferred
+//! workerd makes costly. Here the handler is polled at once, and a request that needs no I/O
+//! (`/healthz`, the JWKS, the console) is answered with no promise at all. A wake-up is still deferred
 //! to a microtask, as futures expect (worker's `Delay` wakes before it records that it fired),
 //! but through `Promise.resolve().then(…)` with one callback per isolate.
 //!
@@ -37,7 +37,7 @@ struct Task {
     future: Option<Handler>,
     /// Settles the promise the runtime was given.
     resolve: Option<Function>,
-    /// `Date.now()` when the request arrived.
+    /// `Date.now()` when it first waited.
     started_ms: f64,
 }
 
