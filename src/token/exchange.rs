@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::claims::{self, Identity};
 use super::jws::{self, Jws};
 use super::key_sets::{KeySets, Sources};
-use super::keys::{self, check_signature_shape, KeySet};
+use super::keys::{self, check_signature_shape, IssuerKey};
 use super::reason::{reject, Reason, Rejection};
 use crate::accounts::store::AccountStore;
 use crate::accounts::{is_account_id, Account, SubjectRule};
@@ -231,23 +231,23 @@ where
             )
             .await?;
         let set = self.key_sets.key_set(&url, &sources, self.now).await?;
-        let set = match keys::select(&set, token.alg, token.kid.as_deref()) {
+        match keys::select(&set, token.alg, token.kid.as_deref()) {
+            Ok(candidates) => self.check_with(candidates, token).await,
             Err(rejection) if rejection.reason == Reason::UnknownKey => {
                 // Perhaps the issuer rotated: refetch once (at most every 30 s per URL). If that
                 // fails while a set is cached, the key is simply unknown.
-                match self.key_sets.refetch(&url, &sources, self.now).await {
-                    Ok(Some(fresh)) => fresh,
-                    _ => return Err(rejection),
-                }
+                let Ok(Some(fresh)) = self.key_sets.refetch(&url, &sources, self.now).await else {
+                    return Err(rejection);
+                };
+                let candidates = keys::select(&fresh, token.alg, token.kid.as_deref())?;
+                self.check_with(candidates, token).await
             }
-            Err(rejection) => return Err(rejection),
-            Ok(_) => set,
-        };
-        self.check_with(&set, token).await
+            Err(rejection) => Err(rejection),
+        }
     }
 
-    async fn check_with(&self, set: &KeySet, token: &Jws) -> Result<(), Rejection> {
-        let candidates = keys::select(set, token.alg, token.kid.as_deref())?;
+    /// Step 6, over the keys that `kid` and `alg` select.
+    async fn check_with(&self, candidates: Vec<&IssuerKey>, token: &Jws) -> Result<(), Rejection> {
         let mut last = Rejection::new(Reason::BadSignature, "the signature does not verify");
         for key in candidates {
             if let Err(rejection) = check_signature_shape(token.alg, key, &token.signature) {
