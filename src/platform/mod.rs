@@ -207,8 +207,9 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         server_timing: var(env, "SERVER_TIMING").as_deref() == Some("true"),
         namespaces: kv(env, "ACCOUNTS").and_then(|accounts| Ok((accounts, kv(env, "JWKS_CACHE")?))),
     });
-    STATE.with(|slot| *slot.borrow_mut() = Some(state.clone()));
-    state
+    // Requests that arrived together while the keys were imported each built a state; the
+    // first one stored is kept, with whatever its requests have cached since.
+    STATE.with(|slot| slot.borrow_mut().get_or_insert(state).clone())
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
