@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::claims;
-use super::exchange::Exchange;
+use super::exchange::{check_enabled, Exchange};
 use super::jws;
 use super::reason::Rejection;
 use crate::accounts::Account;
@@ -96,15 +96,10 @@ where
             claims::check_claim_rules(fields, &token.claims)
                 .map(|()| format!("{} claim rule(s) match", fields.claims.len())),
         ));
-        let enabled = if fields.enabled {
-            Ok("the account is enabled".to_owned())
-        } else {
-            Err(Rejection::new(
-                super::reason::Reason::AccountDisabled,
-                format!("service account {} is disabled", account.id),
-            ))
-        };
-        checks.push(check("enabled", enabled));
+        checks.push(check(
+            "enabled",
+            check_enabled(account).map(|()| "the account is enabled".to_owned()),
+        ));
         verdict(checks)
     }
 }

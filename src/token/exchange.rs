@@ -139,10 +139,7 @@ where
         self.verify_signature(&account, &token).await?;
         claims::check_times(&token.claims, self.now, self.settings.clock_skew_seconds)?;
         claims::check_policy(&account.fields, &token.claims, &identity.sub)?;
-        if !account.fields.enabled {
-            let description = format!("service account {} is disabled", account.id);
-            return Err(Rejection::new(Reason::AccountDisabled, description).into());
-        }
+        check_enabled(&account)?;
         let scope = grant_scope(&account, request.scope.as_deref())?;
         let access_token = self.mint(&account, &scope, &identity).await?;
         Ok(Issued {
@@ -338,6 +335,17 @@ fn no_account(description: String) -> ExchangeError {
 
 fn storage(error: crate::accounts::store::StoreError) -> ExchangeError {
     ExchangeError::Storage(error.to_string())
+}
+
+/// Step 9: a disabled account exchanges nothing.
+pub fn check_enabled(account: &Account) -> Result<(), Rejection> {
+    if account.fields.enabled {
+        return Ok(());
+    }
+    reject(
+        Reason::AccountDisabled,
+        format!("service account {} is disabled", account.id),
+    )
 }
 
 /// Step 10: the requested scopes, each one the account's; none requested: all of them.

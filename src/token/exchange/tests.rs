@@ -715,6 +715,31 @@ fn exact_subject_wins_and_patterns_can_be_ambiguous() {
 }
 
 #[test]
+fn the_dry_run_of_a_disabled_account_fails_only_its_enabled_check() {
+    let world = World::new();
+    let account = world.add_account("acct-1", json!({"enabled": false}));
+    let answer = block_on(
+        world
+            .exchange()
+            .dry_run(&account, &es256(&world, &claims())),
+    );
+    assert_eq!(answer["ok"], false);
+    let failed: Vec<(&str, &str)> = answer["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["ok"] == false)
+        .map(|check| {
+            (
+                check["check"].as_str().unwrap(),
+                check["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(failed, [("enabled", "account_disabled")]);
+}
+
+#[test]
 fn account_disabled_is_decided_after_the_signature() {
     let world = World::new();
     world.add_account("acct-1", json!({"enabled": false}));
