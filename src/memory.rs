@@ -108,6 +108,15 @@ impl KeyValueStore for MemoryStore {
         Ok(())
     }
 
+    /// Written at once (there is nothing to wait for in memory); a failure is dropped.
+    fn put_in_background(&self, key: &str, value: String, ttl_seconds: Option<u64>) {
+        if self.check().is_ok() {
+            let stored = StoredValue { value, ttl_seconds };
+            self.entries.borrow_mut().insert(key.to_owned(), stored);
+            self.writes.set(self.writes.get() + 1);
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.check()?;
         self.entries.borrow_mut().remove(key);

@@ -49,6 +49,11 @@ pub trait KeyValueStore {
         value: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StorageError>;
+    /// Starts storing `value` under `key` and returns at once, for a write whose outcome the
+    /// caller would ignore anyway (the shared key-set cache). The platform keeps the request
+    /// alive until the write is done (Workers' `waitUntil`), so the answer does not wait for
+    /// KV; a failed write is logged there, never reported.
+    fn put_in_background(&self, key: &str, value: String, ttl_seconds: Option<u64>);
     /// Removes `key`; removing an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// Up to `limit` keys starting with `prefix`, from `cursor` on.

@@ -71,6 +71,13 @@ impl<K: KeyValueStore> KeyValueStore for CachedStore<'_, K> {
         Ok(())
     }
 
+    /// The cached copy is forgotten, not replaced: the write may yet fail, and the next read
+    /// goes to KV.
+    fn put_in_background(&self, key: &str, value: String, ttl_seconds: Option<u64>) {
+        self.cache.entries.borrow_mut().remove(key);
+        self.inner.put_in_background(key, value, ttl_seconds);
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.cache.entries.borrow_mut().remove(key);
         self.inner.delete(key).await?;

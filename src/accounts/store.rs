@@ -555,6 +555,9 @@ mod tests {
                 }
                 self.0.put(key, value, ttl).await
             }
+            fn put_in_background(&self, key: &str, value: String, ttl: Option<u64>) {
+                self.0.put_in_background(key, value, ttl);
+            }
             async fn delete(&self, key: &str) -> Result<(), StorageError> {
                 self.0.delete(key).await
             }

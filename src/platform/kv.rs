@@ -2,8 +2,12 @@
 
 use std::cell::Cell;
 
+use worker::js_sys::Promise;
 use worker::kv::KvStore;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::worker_sys::Context;
 
+use super::task;
 use crate::ports::{KeyPage, KeyValueStore, StorageError};
 
 /// Most keys in one bulk read (Workers KV's limit).
@@ -12,15 +16,19 @@ const MAX_BULK_GET_KEYS: usize = 100;
 /// One KV namespace binding (`ACCOUNTS` or `JWKS_CACHE`).
 pub struct WorkersKv {
     store: KvStore,
+    /// The request's `ExecutionContext`: its `waitUntil` keeps the request alive for a write
+    /// nobody waits for.
+    context: Context,
     /// KV operations made in this request, for the `Server-Timing` counters.
     pub reads: Cell<u32>,
     pub writes: Cell<u32>,
 }
 
 impl WorkersKv {
-    pub fn new(store: KvStore) -> Self {
+    pub fn new(store: KvStore, context: Context) -> Self {
         Self {
             store,
+            context,
             reads: Cell::new(0),
             writes: Cell::new(0),
         }
@@ -53,6 +61,34 @@ impl KeyValueStore for WorkersKv {
             put = put.expiration_ttl(ttl);
         }
         put.execute().await.map_err(storage_error)
+    }
+
+    fn put_in_background(&self, key: &str, value: String, ttl_seconds: Option<u64>) {
+        Self::count(&self.writes);
+        let mut put = match self.store.put(key, value.as_str()) {
+            Ok(put) => put,
+            Err(error) => {
+                worker::console_error!("KV write of {key} not started: {error}");
+                return;
+            }
+        };
+        if let Some(ttl) = ttl_seconds {
+            put = put.expiration_ttl(ttl);
+        }
+        let key = key.to_owned();
+        // Polled at once, so the write starts now; the request's answer does not wait for it.
+        let write = task::run(async move {
+            if let Err(error) = put.execute().await {
+                worker::console_error!("KV write of {key} failed: {error}");
+            }
+            JsValue::UNDEFINED
+        });
+        // KV answers later, so this is a promise; the runtime keeps the request until it settles.
+        if let Ok(write) = write.dyn_into::<Promise>() {
+            if let Err(error) = self.context.wait_until(&write) {
+                worker::console_error!("waitUntil refused a KV write: {error:?}");
+            }
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {

@@ -18,9 +18,10 @@ use futures_util::StreamExt;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::js_sys::{Date, Uint8Array};
 use worker::kv::KvStore;
-use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
+use worker::worker_sys::Context;
 use worker::{event, Env};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
@@ -73,9 +74,9 @@ fn start() {
 /// `request.cf` (parsed on access) and copies the URL, and runs the handler as a promise whose
 /// every wake-up goes through `queueMicrotask`; together more than the rest of a `/healthz`.
 #[wasm_bindgen]
-pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> JsValue {
+pub fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> JsValue {
     task::run(async move {
-        let response = respond(req, env).await;
+        let response = respond(req, env, ctx).await;
         match to_web_response(response) {
             Ok(response) => response.into(),
             Err(error) => {
@@ -93,7 +94,7 @@ pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> JsValue {
 const INTERNAL_ERROR_BODY: &str =
     r#"{"error":"server_error","error_description":"the response could not be built"}"#;
 
-async fn respond(req: web_sys::Request, env: Env) -> Response {
+async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
     let started = Date::now() as u64;
     let state = isolate_state(&env).await;
     let request = match read_request(req).await {
@@ -115,8 +116,9 @@ async fn respond(req: web_sys::Request, env: Env) -> Response {
     }
     let (accounts_kv, jwks_cache) = match &state.namespaces {
         Ok((accounts, jwks_cache)) => (
-            WorkersKv::new(accounts.clone()),
-            WorkersKv::new(jwks_cache.clone()),
+            // (`Context` has no `Clone` of its own; this clones the JS reference.)
+            WorkersKv::new(accounts.clone(), ctx.clone().unchecked_into()),
+            WorkersKv::new(jwks_cache.clone(), ctx),
         ),
         Err(error) => return error.clone().into_response(),
     };

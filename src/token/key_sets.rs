@@ -3,11 +3,12 @@
 //! | cache | key | value | fresh for | kept |
 //! |---|---|---|---|---|
 //! | isolate memory | JWKS URL | parsed [`KeySet`] | response `max-age`, clamped 5 min–24 h (default 1 h) | for the isolate's life |
-//! | `JWKS_CACHE` | `jwks:{sha256(url)}` | `{url, fetchedAt, freshUntil, keys}` | same | freshness + 24 h (KV TTL) |
+//! | `JWKS_CACHE` | `jwks:{sha256(url)}` | `{url, fetchedAt, freshUntil, value: {keys}}` | same | freshness + 24 h (KV TTL) |
 //! | isolate memory | issuer URL | discovered `jwks_uri` | discovery response `max-age`, clamped | for the isolate's life |
-//! | `JWKS_CACHE` | `oidc:{sha256(issuerURL)}` | `{url, fetchedAt, freshUntil, jwksURI}` | same | freshness + 24 h |
+//! | `JWKS_CACHE` | `oidc:{sha256(issuerURL)}` | `{url, fetchedAt, freshUntil, value: {issuer, jwks_uri}}` | same | freshness + 24 h |
 //!
-//! A fresh set in memory costs nothing: no KV read, no subrequest, no KV write. A stale one is
+//! A fresh set in memory costs nothing: no KV read, no subrequest, no KV write. `JWKS_CACHE` is
+//! written in the background (the answer does not wait for KV's write). A stale one is
 //! refetched; if that fails, the last good set serves for up to 24 h past its freshness
 //! (stale-if-error). An unknown `kid` refetches once, at most every 30 s per URL.
 //! No clock here: `now` (seconds) is passed in. I/O only through the traits handed in.
@@ -228,8 +229,9 @@ impl KeySets {
                 };
                 if let Ok(text) = serde_json::to_string(&record) {
                     let ttl = (max_age + STALE_IF_ERROR_SECONDS) as u64;
-                    // Best effort: the exchange does not fail because the shared cache did.
-                    let _ = sources.cache.put(&kv_key, &text, Some(ttl)).await;
+                    // Best effort, and not waited for: the exchange neither fails nor waits
+                    // because of the shared cache (a KV write takes far longer than a read).
+                    sources.cache.put_in_background(&kv_key, text, Some(ttl));
                 }
                 Ok(cached.value)
             }
