@@ -172,6 +172,34 @@ for (const worker of Object.values(workers)) {
   }
 }
 
+// The same checks: both workers refuse each of these tokens with the same reason. (A reference
+// that skipped SPEC.md's checks would be measuring less work.)
+const fakeSignature = "A".repeat(86);
+const part = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+const esHeader = { alg: "ES256", kid: keys.ES256.kid, typ: "JWT" };
+const nested = (depth) => "[".repeat(depth) + "]".repeat(depth);
+const badTokens = [
+  ["malformed_token", `${part(esHeader)}.${part(`{"iss":"${idp.url}","sub":"${SUBJECT}","sub":"x","aud":"${AUDIENCE}","iat":${now()},"exp":${now() + 60}}`)}.${fakeSignature}`],
+  ["malformed_token", `${part(esHeader)}.${part(`{"iss":"${idp.url}","sub":"${SUBJECT}","x":${nested(32)}}`)}.${fakeSignature}`],
+  ["malformed_token", `${part({ ...esHeader, cty: "JWT" })}.${part(claims())}.${fakeSignature}`],
+  ["malformed_token", `${part(esHeader)}.${part(claims())}=.${fakeSignature}`],
+  ["issued_in_future", await sign(keys.ES256, { ...claims(), iat: now() + 3600, exp: now() + 3700 })],
+  ["token_not_yet_valid", await sign(keys.ES256, { ...claims(), nbf: now() + 3600 })],
+  ["invalid_claim", await sign(keys.ES256, { ...claims(), exp: String(now() + 600) })],
+  ["lifetime_too_long", await sign(keys.ES256, { ...claims(), exp: now() + 7300 })],
+];
+for (const [expected, token] of badTokens) {
+  for (const [name, worker] of Object.entries(workers)) {
+    const response = await fetch(`${worker.url}/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: JWT_BEARER, assertion: token }).toString(),
+    });
+    const { reason } = await response.json();
+    if (reason !== expected) throw new Error(`${name} refused a token with ${reason}, expected ${expected}: ${token}`);
+  }
+}
+
 // Each case in rounds of at most 1 s, the two workers taking turns, so that drift on this shared
 // machine (other processes, CPU frequency) falls on both alike.
 const ROUNDS = Math.max(1, Math.round(SECONDS));
