@@ -252,8 +252,8 @@ async fn read_request(req: web_sys::Request) -> worker::Result<Request> {
             headers.push(((*name).to_owned(), value));
         }
     }
-    // A body declared larger than any endpoint takes is not read into memory at all; the core
-    // sees its Content-Length and answers 413.
+    // Only a body declared to fit is read whole. Any other is read through `read_capped`, which
+    // keeps no more than the core needs to answer 413; the core also sees the Content-Length.
     let declared_length = headers
         .iter()
         .find(|(name, _)| name == "content-length")
@@ -261,21 +261,14 @@ async fn read_request(req: web_sys::Request) -> worker::Result<Request> {
     let method = Method::parse(&req.method());
     let body = match method {
         Method::Get | Method::Head => Vec::new(),
-        _ if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) => {
-            // Too large to read, but a body left unread costs the client its keep-alive
-            // connection: read and drop one of moderate size, chunk by chunk, never keeping it.
-            if declared_length.is_some_and(|length| length <= MAX_DISCARDED_BODY_BYTES) {
-                let mut stream = worker::Request::from(req).stream()?;
-                while let Some(chunk) = stream.next().await {
-                    chunk?;
-                }
-            }
-            Vec::new()
-        }
-        _ => {
+        _ if declared_length.is_some_and(|length| length <= MAX_BODY_BYTES as u64) => {
             let buffer = JsFuture::from(req.array_buffer()?).await?;
             Uint8Array::new(&buffer).to_vec()
         }
+        // Past this, the connection is sacrificed: nothing is read.
+        _ if declared_length.is_some_and(|length| length > MAX_DISCARDED_BODY_BYTES) => Vec::new(),
+        // Declared too large to take, or not declared at all (a chunked upload).
+        _ => read_capped(req).await?,
     };
     Ok(Request {
         method,
@@ -285,6 +278,31 @@ async fn read_request(req: web_sys::Request) -> worker::Result<Request> {
         headers,
         body,
     })
+}
+
+/// Reads a body not known to fit, chunk by chunk: keeps at most one byte more than any endpoint
+/// takes (so the core answers 413, as it would for the whole body) and drops the rest. A body
+/// left unread costs the client its keep-alive connection, so one of moderate size is read to
+/// its end; past [`MAX_DISCARDED_BODY_BYTES`] reading stops. A chunked upload of any size thus
+/// never grows the isolate's memory by more than the limit.
+async fn read_capped(req: web_sys::Request) -> worker::Result<Vec<u8>> {
+    if req.body().is_none() {
+        return Ok(Vec::new());
+    }
+    let keep = MAX_BODY_BYTES + 1;
+    let mut kept = Vec::new();
+    let mut read: u64 = 0;
+    let mut stream = worker::Request::from(req).stream()?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        read += chunk.len() as u64;
+        let room = keep.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if read > MAX_DISCARDED_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(kept)
 }
 
 /// The core's response as the runtime's.

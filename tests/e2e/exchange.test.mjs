@@ -4,6 +4,7 @@
 // with an independent library (jose), introspection and the admin dry run.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import { createLocalJWKSet, jwtVerify, decodeJwt } from "jose";
 import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
 import { ALGS, newKey, now, sign, startIdp } from "./idp.mjs";
@@ -173,6 +174,36 @@ describe("token exchange", () => {
     assert.equal(json.body.error, "invalid_request");
     const huge = await exchange("a".repeat(70 * 1024));
     assert.equal(huge.status, 413);
+  });
+
+  test("a chunked upload (no Content-Length) is read when it fits, and is 413 when it does not, however large", async () => {
+    // Writes `body` in 16 KiB chunks with Transfer-Encoding: chunked; resolves with the answer's
+    // status and JSON (the worker may answer, and stop reading, before the upload ends).
+    const chunked = (body) =>
+      new Promise((resolve, reject) => {
+        const request = http.request(`${worker.url}/oauth2/token`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "transfer-encoding": "chunked" },
+        });
+        request.on("response", (response) => {
+          let text = "";
+          response.on("data", (chunk) => (text += chunk));
+          response.on("end", () => resolve({ status: response.statusCode, body: JSON.parse(text) }));
+        });
+        request.on("error", (error) => (request.res ? undefined : reject(error)));
+        for (let at = 0; at < body.length; at += 16 * 1024) request.write(body.slice(at, at + 16 * 1024));
+        request.end();
+      });
+    const form = (assertion) => new URLSearchParams({ grant_type: JWT_BEARER, assertion }).toString();
+    const fits = await chunked(form(await sign(keys.ES256, idp.claims())));
+    assert.equal(fits.status, 200, JSON.stringify(fits.body));
+    for (const size of [70 * 1024, 3 * 1024 * 1024]) {
+      const big = await chunked(`grant_type=x&assertion=${"a".repeat(size)}`);
+      assert.equal(big.status, 413, `${size} bytes: ${JSON.stringify(big.body)}`);
+      assert.equal(big.body.error, "invalid_request");
+    }
+    const after = await exchange(await sign(keys.ES256, idp.claims()));
+    assert.equal(after.status, 200, "the worker still answers");
   });
 
   test("the 2-hour rule: exp − iat of 7200 s is accepted, 7201 s is lifetime_too_long", async () => {
