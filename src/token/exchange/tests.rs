@@ -921,6 +921,19 @@ fn a_cold_isolate_reads_the_shared_cache_instead_of_fetching() {
 }
 
 #[test]
+fn a_shared_cache_that_fails_neither_fails_nor_stops_the_exchange() {
+    let world = World::new();
+    world.add_account("acct-1", json!({}));
+    world.jwks_cache.fail_with(Some("KV is down"));
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    assert_eq!(world.jwks_cache.writes(), 0, "the write failed, unreported");
+    assert_eq!(world.fetcher.requests().len(), 1);
+}
+
+#[test]
 fn discovery_finds_the_jwks_uri_when_the_account_has_none() {
     let world = World::new();
     world.add_account("acct-1", json!({"jwksURI": null}));
