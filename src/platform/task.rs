@@ -1,4 +1,5 @@
-//! The executor of the fetch handler: one future per request, polled at once.
+//! The executor of the fetch handler (one future per request) and of the writes a request leaves
+//! running in the background (`WorkersKv::put_in_background`): each future is polled at once.
 //!
 //! `wasm-bindgen-futures` (behind the `#[event(fetch)]` macro) wraps the handler in a promise
 //! and schedules its first poll, and every later wake-up, through `queueMicrotask`, which
@@ -84,7 +85,8 @@ fn run_woken() {
     }
 }
 
-/// Runs `handler` until it first waits. Returns its value if it finished, else a promise of it.
+/// Runs `handler` until it first waits. Returns its value if it finished, else a promise of it,
+/// which settles when the handler finishes.
 pub fn run(handler: impl Future<Output = JsValue> + 'static) -> JsValue {
     let id = NEXT_ID.with(|next| {
         let id = next.get();
