@@ -5,10 +5,12 @@
 //                                        new key added last (published, not yet signing)
 //   node scripts/keygen.mjs --promote    reads a SIGNING_KEYS value on stdin, prints it with
 //                                        its last key moved first (now signing)
-//   node scripts/keygen.mjs --dev-vars   prints a whole .dev.vars (keys, admin token, loopback)
+//   node scripts/keygen.mjs --dev-vars URL
+//                                        prints a whole .dev.vars: keys, admin token, ISSUER=URL
+//                                        (where `npm start` serves), a TENANT_ID, loopback issuers
 //
 // The kid is the key's RFC 7638 thumbprint, as edge-sts would compute for a key without one.
-import { webcrypto, createHash, randomBytes } from "node:crypto";
+import { webcrypto, createHash, randomBytes, randomUUID } from "node:crypto";
 
 export async function newPrivateJwk() {
   const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
@@ -51,12 +53,19 @@ async function main() {
   }
   const keys = JSON.stringify({ keys: [await newPrivateJwk()] });
   if (process.argv.includes("--dev-vars")) {
+    const issuer = process.argv[process.argv.indexOf("--dev-vars") + 1];
+    if (!issuer?.startsWith("http")) throw new Error("--dev-vars needs the URL npm start serves at");
     process.stdout.write(
       [
         `# Local development settings, made by \`npm start\` on ${new Date().toISOString()}.`,
         "# Secrets: never commit this file (it is gitignored). Delete it to get new ones.",
         `SIGNING_KEYS='${keys}'`,
         `ADMIN_TOKEN=${newAdminToken()}`,
+        "# iss and aud of minted tokens: where npm start serves. Production sets its own URL.",
+        `ISSUER=${issuer}`,
+        "# The tenant id of the Venafi- and Entra-compatible paths (/v1/oauth2/v2.0/{TENANT_ID}/token,",
+        "# /{TENANT_ID}/oauth2/v2.0/token) and every account's companyId.",
+        `TENANT_ID=${randomUUID()}`,
         "# Lets accounts use a local identity provider at http://127.0.0.1:… while developing.",
         "ALLOW_HTTP_LOOPBACK=true",
         "",

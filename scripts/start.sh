@@ -10,7 +10,7 @@ bash scripts/toolchain.sh
 source .tools/env
 
 if [ ! -f .dev.vars ]; then
-  node scripts/keygen.mjs --dev-vars >.dev.vars
+  node scripts/keygen.mjs --dev-vars "http://127.0.0.1:${PORT:-8787}" >.dev.vars
   chmod 600 .dev.vars
   admin_token="$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)"
   printf '\n==> created .dev.vars with a new signing key and admin token\n'

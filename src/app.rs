@@ -19,7 +19,8 @@ use crate::form::parse_form;
 use crate::http::{Method, Request, Response};
 use crate::json::parse_strict;
 use crate::ports::{
-    Clock, Entropy, EventLog, KeySetFetcher, KeyValueStore, SignatureVerifier, Signer,
+    Clock, Entropy, EventLog, KeySetFetcher, KeyValueStore, RateLimiter, SignatureVerifier, Signer,
+    UrlParser,
 };
 use crate::settings::Settings;
 use crate::signing_keys::{SigningKeys, SigningKeysError};
@@ -53,7 +54,7 @@ impl Config {
 }
 
 /// The outside world, as the core sees it.
-pub struct Services<'a, K, J, F, V, S, E, C, L> {
+pub struct Services<'a, K, J, F, V, S, E, C, L, R> {
     /// The `ACCOUNTS` namespace.
     pub accounts: &'a K,
     /// The `JWKS_CACHE` namespace.
@@ -61,12 +62,16 @@ pub struct Services<'a, K, J, F, V, S, E, C, L> {
     /// The isolate's key-set cache.
     pub key_sets: &'a KeySets,
     pub fetcher: &'a F,
+    /// The WHATWG URL parser that `fetch` uses.
+    pub urls: &'a dyn UrlParser,
     pub verifier: &'a V,
     /// The active signing key; `None` when `SIGNING_KEYS` is unusable.
     pub signer: Option<&'a S>,
     pub entropy: &'a E,
     pub clock: &'a C,
     pub log: &'a L,
+    /// `TOKEN_RATE_LIMIT`, when bound.
+    pub rate_limiter: Option<&'a R>,
 }
 
 /// The endpoints.
@@ -75,10 +80,14 @@ enum Route<'p> {
     Health,
     Jwks,
     Metadata,
-    /// `/oauth2/token`, or the Venafi path with its tenant id.
+    /// `/oauth2/token`, or the Venafi or Entra path with its tenant id.
     Token {
         tenant: Option<&'p str>,
     },
+    /// Entra-compatible discovery: `/{tenant}[/v2.0]/.well-known/openid-configuration`.
+    TenantMetadata(&'p str),
+    /// Entra's `/{tenant}/oauth2/v2.0/authorize`, which MSAL insists is named: a JSON 400.
+    Authorize(&'p str),
     Introspect,
     /// `/v1/serviceaccounts` (`None`) or `/v1/serviceaccounts/{id}`.
     Accounts(Option<&'p str>),
@@ -90,6 +99,7 @@ enum Route<'p> {
 
 const GET: &[Method] = &[Method::Get];
 const POST: &[Method] = &[Method::Post];
+const GET_POST: &[Method] = &[Method::Get, Method::Post];
 
 /// The route of `path` and the methods it takes.
 fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
@@ -119,6 +129,28 @@ fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
             POST,
         ));
     }
+    // Entra's shapes: the tenant first, then what Microsoft's clients append to an authority.
+    if let Some((tenant, rest)) = path
+        .strip_prefix('/')
+        .and_then(|path| path.split_once('/'))
+        .filter(|(tenant, _)| !tenant.is_empty())
+    {
+        match rest {
+            "oauth2/v2.0/token" => {
+                return Some((
+                    Route::Token {
+                        tenant: Some(tenant),
+                    },
+                    POST,
+                ))
+            }
+            "v2.0/.well-known/openid-configuration" | ".well-known/openid-configuration" => {
+                return Some((Route::TenantMetadata(tenant), GET))
+            }
+            "oauth2/v2.0/authorize" => return Some((Route::Authorize(tenant), GET_POST)),
+            _ => {}
+        }
+    }
     let rest = path.strip_prefix(COLLECTION_PATH)?.strip_prefix('/')?;
     match rest.split_once('/') {
         None if !rest.is_empty() => Some((Route::Accounts(Some(rest)), ITEM_METHODS)),
@@ -128,10 +160,10 @@ fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
 }
 
 /// Answers one request. Never panics on any input; every error is a JSON body.
-pub async fn handle<K, J, F, V, S, E, C, L>(
+pub async fn handle<K, J, F, V, S, E, C, L, R>(
     request: &Request,
     config: &Config,
-    services: &Services<'_, K, J, F, V, S, E, C, L>,
+    services: &Services<'_, K, J, F, V, S, E, C, L, R>,
 ) -> Response
 where
     K: KeyValueStore,
@@ -142,16 +174,17 @@ where
     E: Entropy,
     C: Clock,
     L: EventLog,
+    R: RateLimiter,
 {
     dispatch(request, config, services)
         .await
         .unwrap_or_else(ApiError::into_response)
 }
 
-async fn dispatch<K, J, F, V, S, E, C, L>(
-    request: &Request,
-    config: &Config,
-    services: &Services<'_, K, J, F, V, S, E, C, L>,
+async fn dispatch<'a, K, J, F, V, S, E, C, L, R>(
+    request: &'a Request,
+    config: &'a Config,
+    services: &'a Services<'a, K, J, F, V, S, E, C, L, R>,
 ) -> Result<Response, ApiError>
 where
     K: KeyValueStore,
@@ -162,21 +195,25 @@ where
     E: Entropy,
     C: Clock,
     L: EventLog,
+    R: RateLimiter,
 {
     let (route, allow) = route(&request.path).ok_or_else(|| ApiError::NotFound {
         path: request.path.clone(),
     })?;
     if let Route::Token {
         tenant: Some(tenant),
-    } = route
+    }
+    | Route::TenantMetadata(tenant)
+    | Route::Authorize(tenant) = route
     {
-        // The Venafi-compatible path exists only for the configured tenant.
+        // The Venafi- and Entra-compatible paths exist only for the configured tenant. Its case
+        // does not matter: MSAL lower-cases the whole authority URL.
         let configured = config
             .settings
             .as_ref()
             .ok()
             .and_then(|settings| settings.tenant_id.as_deref());
-        if configured != Some(tenant) {
+        if !configured.is_some_and(|configured| configured.eq_ignore_ascii_case(tenant)) {
             return Err(ApiError::NotFound {
                 path: request.path.clone(),
             });
@@ -187,13 +224,15 @@ where
     }
     let settings = config.settings()?;
     let now = (services.clock.now_millis() / 1000) as i64;
-    let exchange = Exchange {
+    let issuer = settings.issuer_for(&request.origin);
+    let exchange = |issuer: &'a str| Exchange {
         settings,
-        issuer: settings.issuer_for(&request.origin),
+        issuer,
         accounts: services.accounts,
         jwks_cache: services.jwks_cache,
         key_sets: services.key_sets,
         fetcher: services.fetcher,
+        urls: services.urls,
         verifier: services.verifier,
         signer: services.signer,
         entropy: services.entropy,
@@ -201,7 +240,8 @@ where
     };
     match route {
         Route::Health => {
-            // Healthy means able to mint: the keys must be usable too.
+            // Healthy means able to mint: the issuer must be set and the keys usable too.
+            issuer?;
             config.signing_keys()?;
             Ok(Response::json(200, &json!({ "status": "ok" }))
                 .with_header("cache-control", "no-store"))
@@ -212,24 +252,37 @@ where
             Ok(Response::json(200, &keys.public_jwks())
                 .with_header("cache-control", "public, max-age=300"))
         }
-        Route::Metadata => Ok(
-            Response::json(200, &discovery::metadata(settings, &request.origin))
-                .with_header("cache-control", "public, max-age=3600"),
-        ),
-        Route::Token { .. } => {
-            Ok(compiled_apart(token(request, config, &exchange, services.log)).await)
-        }
+        Route::Metadata => Ok(Response::json(200, &discovery::metadata(settings, issuer?))
+            .with_header("cache-control", "public, max-age=3600")),
+        Route::TenantMetadata(_) => Ok(Response::json(
+            200,
+            &discovery::tenant_metadata(settings, issuer?),
+        )
+        .with_header("cache-control", "public, max-age=3600")),
+        Route::Authorize(_) => Err(ApiError::InvalidRequest {
+            field: None,
+            description: "edge-sts has no authorization endpoint: it serves only the client credentials grant with a client assertion (a workload's own JWT) at the token endpoint".into(),
+        }),
+        Route::Token { .. } => Ok(compiled_apart(token(
+            request,
+            config,
+            issuer.map(exchange),
+            services.log,
+            services.rate_limiter,
+        ))
+        .await),
         Route::Console => console::asset(&request.path).ok_or_else(|| ApiError::NotFound {
             path: request.path.clone(),
         }),
         Route::Introspect => {
-            admin::authenticate(request, config.admin_token.as_ref())?;
+            authenticate(request, config, services.rate_limiter).await?;
             let keys = config.signing_keys()?;
             let token = single_form_value(request, "token")?;
+            let issuer = issuer?;
             let answer = compiled_apart(introspect(
                 &token,
                 keys,
-                exchange.issuer,
+                issuer,
                 services.accounts,
                 services.verifier,
                 now,
@@ -238,19 +291,22 @@ where
             Ok(Response::json(200, &answer).with_header("cache-control", "no-store"))
         }
         Route::Verify(id) => {
-            admin::authenticate(request, config.admin_token.as_ref())?;
+            authenticate(request, config, services.rate_limiter).await?;
             let answer = compiled_apart(async {
                 let account = admin::find_account(services.accounts, id).await?;
                 let token = json_token(request)?;
+                // The dry run mints nothing, so it needs no ISSUER.
+                let exchange = exchange(issuer.unwrap_or_default());
                 Ok::<_, ApiError>(exchange.dry_run(&account, &token).await)
             })
             .await?;
             Ok(Response::json(200, &answer).with_header("cache-control", "no-store"))
         }
         Route::Accounts(target) => {
-            admin::authenticate(request, config.admin_token.as_ref())?;
+            authenticate(request, config, services.rate_limiter).await?;
             let admin_services = AdminServices {
                 settings,
+                urls: services.urls,
                 accounts: services.accounts,
                 clock: services.clock,
                 entropy: services.entropy,
@@ -272,11 +328,12 @@ fn compiled_apart<'a, T>(
 }
 
 /// The token endpoint: parse, exchange, answer, and log one line whatever happens.
-async fn token<K, J, F, V, S, E, L>(
+async fn token<K, J, F, V, S, E, L, R>(
     request: &Request,
     config: &Config,
-    exchange: &Exchange<'_, K, J, F, V, S, E>,
+    exchange: Result<Exchange<'_, K, J, F, V, S, E>, ApiError>,
     log: &L,
+    rate_limiter: Option<&R>,
 ) -> Response
 where
     K: KeyValueStore,
@@ -286,7 +343,25 @@ where
     S: Signer,
     E: Entropy,
     L: EventLog,
+    R: RateLimiter,
 {
+    if let Some(limiter) = rate_limiter {
+        if !limiter
+            .allow(&format!("token:{}", client_ip(request)))
+            .await
+        {
+            let error = ApiError::RateLimited {
+                description: "too many token requests from this address; slow down and try again after Retry-After seconds".into(),
+            };
+            log.record(endpoint::log_event(
+                None,
+                None,
+                error.status(),
+                Some(&error),
+            ));
+            return error.into_response();
+        }
+    }
     let (form, token_request) = match parse_token_request(request) {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -299,15 +374,18 @@ where
             return error.into_response();
         }
     };
-    if let Err(error) = config.signing_keys() {
-        log.record(endpoint::log_event(
-            Some(form),
-            None,
-            error.status(),
-            Some(&error),
-        ));
-        return error.into_response();
-    }
+    let exchange = match config.signing_keys().and(exchange) {
+        Ok(exchange) => exchange,
+        Err(error) => {
+            log.record(endpoint::log_event(
+                Some(form),
+                None,
+                error.status(),
+                Some(&error),
+            ));
+            return error.into_response();
+        }
+    };
     let outcome = exchange.run(&token_request).await;
     let (response, error) = match &outcome.result {
         Ok(issued) => (endpoint::success(&issued.access_token, &issued.scope), None),
@@ -323,6 +401,35 @@ where
         error.as_ref(),
     ));
     response
+}
+
+/// The caller's address as Cloudflare's edge states it (`CF-Connecting-IP`, which a client
+/// cannot set); `unknown` where nothing states it (a local test without the header).
+fn client_ip(request: &Request) -> &str {
+    request.header("cf-connecting-ip").unwrap_or("unknown")
+}
+
+/// Checks the admin credential. A failed attempt counts against the caller's address in
+/// `TOKEN_RATE_LIMIT`, when bound: past the limit, guessing is answered 429, not 401.
+async fn authenticate<R: RateLimiter>(
+    request: &Request,
+    config: &Config,
+    rate_limiter: Option<&R>,
+) -> Result<(), ApiError> {
+    let Err(error) = admin::authenticate(request, config.admin_token.as_ref()) else {
+        return Ok(());
+    };
+    if let Some(limiter) = rate_limiter {
+        if !limiter
+            .allow(&format!("admin-auth:{}", client_ip(request)))
+            .await
+        {
+            return Err(ApiError::RateLimited {
+                description: "too many failed admin authentications from this address; slow down and try again after Retry-After seconds".into(),
+            });
+        }
+    }
+    Err(error)
 }
 
 /// The one value of `name` in a form body (introspection's `token`).
@@ -341,15 +448,10 @@ fn single_form_value(request: &Request, name: &str) -> Result<String, ApiError> 
             limit_bytes: endpoint::MAX_FORM_BYTES,
         });
     }
-    let pairs = parse_form(&request.body)
+    let form = parse_form(&request.body)
         .map_err(|error| invalid(format!("the form cannot be decoded: {error}")))?;
-    let mut values = pairs
-        .into_iter()
-        .filter(|(key, _)| key == name)
-        .map(|(_, value)| value);
-    match (values.next(), values.next()) {
-        (Some(value), None) if !value.is_empty() => Ok(value),
-        (Some(_), Some(_)) => Err(invalid(format!("{name} is given more than once"))),
+    match form.get(name) {
+        Some(value) if !value.is_empty() => Ok(value.to_owned()),
         _ => Err(invalid(format!("{name} is required"))),
     }
 }
@@ -398,7 +500,8 @@ fn json_token(request: &Request) -> Result<String, ApiError> {
 mod tests {
     use super::*;
     use crate::memory::{
-        block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemorySigner, MemoryStore,
+        block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemoryRateLimiter,
+        MemorySigner, MemoryStore, WhatwgUrls,
     };
     use crate::native_crypto::RustCryptoVerifier;
     use crate::settings::Vars;
@@ -408,7 +511,7 @@ mod tests {
     #[test]
     fn each_token_request_logs_one_line_without_the_token() {
         let config = Config {
-            settings: Settings::from_vars(&Vars::default()),
+            settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
             signing_keys: Err(SigningKeysError::Missing),
             admin_token: None,
         };
@@ -418,11 +521,13 @@ mod tests {
             jwks_cache: &kv,
             key_sets: &key_sets,
             fetcher: &MemoryFetcher::new(),
+            urls: &WhatwgUrls,
             verifier: &RustCryptoVerifier,
             signer: None::<&MemorySigner>,
             entropy: &CountingEntropy::default(),
             clock: &FixedClock::at_seconds(1_795_435_200),
             log: &log,
+            rate_limiter: None::<&MemoryRateLimiter>,
         };
         // A token whose payload names iss/sub but whose signature part is recognisable.
         let token = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCIsInN1YiI6InMifQ.U0lHTkFUVVJFLVNFQ1JFVA";

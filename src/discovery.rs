@@ -37,9 +37,8 @@ pub struct Metadata<'a> {
     introspection_endpoint_auth_methods_supported: [&'static str; 1],
 }
 
-/// The metadata of this deployment, for a request that arrived at `origin`.
-pub fn metadata<'a>(settings: &'a Settings, origin: &'a str) -> Metadata<'a> {
-    let issuer = settings.issuer_for(origin);
+/// The metadata of this deployment, whose `iss` is `issuer`.
+pub fn metadata<'a>(settings: &'a Settings, issuer: &'a str) -> Metadata<'a> {
     let base = issuer.trim_end_matches('/');
     Metadata {
         issuer,
@@ -53,5 +52,44 @@ pub fn metadata<'a>(settings: &'a Settings, origin: &'a str) -> Metadata<'a> {
         token_endpoint_auth_signing_alg_values_supported: ACCEPTED_ALGS,
         // The admin token, as a bearer token.
         introspection_endpoint_auth_methods_supported: ["bearer"],
+    }
+}
+
+/// The Entra-compatible metadata at `/{TENANT_ID}[/v2.0]/.well-known/openid-configuration`,
+/// what MSAL and azure-identity read when their authority is `{ISSUER}/{TENANT_ID}`. MSAL
+/// requires `issuer`, `token_endpoint`, `jwks_uri` and `authorization_endpoint` (the last
+/// answers a JSON 400: edge-sts only serves client credentials), and that `issuer` has the
+/// authority's scheme, host and port — so `ISSUER` must be where clients reach edge-sts.
+#[derive(Debug, Serialize)]
+pub struct TenantMetadata<'a> {
+    issuer: &'a str,
+    token_endpoint: String,
+    authorization_endpoint: String,
+    jwks_uri: String,
+    introspection_endpoint: String,
+    grant_types_supported: [&'static str; 1],
+    scopes_supported: &'a [String],
+    response_types_supported: [&'static str; 0],
+    token_endpoint_auth_methods_supported: [&'static str; 1],
+    token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    tenant_id: &'a str,
+}
+
+/// The Entra-compatible metadata of this deployment's tenant.
+pub fn tenant_metadata<'a>(settings: &'a Settings, issuer: &'a str) -> TenantMetadata<'a> {
+    let base = issuer.trim_end_matches('/');
+    let tenant = settings.tenant_id.as_deref().unwrap_or_default();
+    TenantMetadata {
+        issuer,
+        token_endpoint: format!("{base}/{tenant}/oauth2/v2.0/token"),
+        authorization_endpoint: format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        introspection_endpoint: format!("{base}/oauth2/introspect"),
+        grant_types_supported: ["client_credentials"],
+        scopes_supported: &settings.scopes,
+        response_types_supported: [],
+        token_endpoint_auth_methods_supported: ["private_key_jwt"],
+        token_endpoint_auth_signing_alg_values_supported: ACCEPTED_ALGS,
+        tenant_id: tenant,
     }
 }

@@ -7,10 +7,15 @@
 use serde::Serialize;
 
 use crate::http::{Method, Response};
+use crate::text::description_charset;
 
 /// Seconds a client should wait before retrying after a 503: long enough for a KV or network
 /// blip to pass, short enough for a CI job to retry within its own timeout.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Seconds a client over its rate limit should wait: the longest period a Workers Rate
+/// Limiting binding counts over (10 or 60 s), so a retry after it finds a new period.
+pub const RATE_LIMIT_RETRY_AFTER_SECONDS: u32 = 60;
 
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +45,8 @@ pub enum ApiError {
     Conflict { description: String },
     /// A dependency (KV) failed; the client may retry.
     Unavailable { description: String },
+    /// The client (by IP) is over its rate limit: 429 `slow_down`, as RFC 8628 names it.
+    RateLimited { description: String },
     /// A setting of the deployment (a var or secret) is missing or invalid. This is the
     /// operator's mistake, never the client's, so it is a 500 that names the setting and the
     /// problem — and never the setting's value, which may be a secret.
@@ -84,6 +91,7 @@ impl ApiError {
             Self::InvalidRequest { .. } => 400,
             Self::Conflict { .. } => 409,
             Self::Unavailable { .. } => 503,
+            Self::RateLimited { .. } => 429,
             Self::Misconfigured { .. } | Self::Internal { .. } => 500,
             Self::OAuth { status, .. } => *status,
         }
@@ -100,6 +108,7 @@ impl ApiError {
             | Self::InvalidRequest { .. } => "invalid_request",
             Self::Conflict { .. } => "conflict",
             Self::Unavailable { .. } => "temporarily_unavailable",
+            Self::RateLimited { .. } => "slow_down",
             Self::Misconfigured { .. } | Self::Internal { .. } => "server_error",
             Self::OAuth { error, .. } => error,
         }
@@ -123,6 +132,7 @@ impl ApiError {
             | Self::InvalidRequest { description, .. }
             | Self::Conflict { description }
             | Self::Unavailable { description }
+            | Self::RateLimited { description }
             | Self::Internal { description }
             | Self::OAuth { description, .. } => description.clone(),
             Self::Misconfigured { setting, problem } => {
@@ -142,6 +152,8 @@ impl ApiError {
             Self::OAuth { reason, .. } => *reason,
             _ => None,
         };
+        // RFC 6749 §5.2's character set, for every error alike: no OAuth client chokes on it.
+        let description = description_charset(&description);
         let response = Response::json(
             self.status(),
             &ErrorBody {
@@ -163,6 +175,9 @@ impl ApiError {
             }
             Self::Unavailable { .. } | Self::OAuth { status: 503, .. } => {
                 response.with_header("retry-after", &RETRY_AFTER_SECONDS.to_string())
+            }
+            Self::RateLimited { .. } => {
+                response.with_header("retry-after", &RATE_LIMIT_RETRY_AFTER_SECONDS.to_string())
             }
             _ => response,
         }

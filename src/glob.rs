@@ -17,15 +17,12 @@ impl Glob {
         }
     }
 
-    /// Whether the pattern has at least one literal character, i.e. does not match every
-    /// string of some length or more.
-    pub fn has_literal(&self) -> bool {
-        self.pattern.iter().any(|&c| c != '*' && c != '?')
-    }
-
-    /// Whether the pattern has any wildcard.
-    pub fn has_wildcard(&self) -> bool {
-        self.pattern.iter().any(|&c| c == '*' || c == '?')
+    /// The literal characters before the first wildcard: what every match starts with.
+    pub fn literal_prefix(&self) -> String {
+        self.pattern
+            .iter()
+            .take_while(|&&c| c != '*' && c != '?')
+            .collect()
     }
 
     /// Whether `text` matches the whole pattern.
@@ -36,12 +33,14 @@ impl Glob {
         // Where the last `*` was, and the text position it is currently taken to end at.
         let mut star: Option<(usize, usize)> = None;
         while t < text.len() {
-            if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
-                p += 1;
-                t += 1;
-            } else if p < pattern.len() && pattern[p] == '*' {
+            // A `*` in the pattern is always a wildcard, also where the text has a `*`: matched
+            // as a literal there, it would lose its backtrack point.
+            if p < pattern.len() && pattern[p] == '*' {
                 star = Some((p, t));
                 p += 1;
+            } else if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+                p += 1;
+                t += 1;
             } else if let Some((star_p, star_t)) = star {
                 // Let the last `*` swallow one more character and retry after it.
                 p = star_p + 1;
@@ -98,6 +97,11 @@ mod tests {
             ("ü?", "üñ", true),          // characters, not bytes
             ("", "", true),
             ("", "x", false),
+            // A literal `*` in the text does not eat the pattern's wildcard (the review's case).
+            ("lit*c", "lit*bc", true),
+            ("lit*c", "lit*c", true),
+            ("a*", "a*", true),
+            ("a?c", "a*c", true),
         ];
         for (pattern, text, expected) in cases {
             assert_eq!(
@@ -109,12 +113,11 @@ mod tests {
     }
 
     #[test]
-    fn knows_whether_it_has_literals_and_wildcards() {
-        assert!(!Glob::new("*").has_literal());
-        assert!(!Glob::new("?*?").has_literal());
-        assert!(Glob::new("repo:*").has_literal());
-        assert!(Glob::new("repo:*").has_wildcard());
-        assert!(!Glob::new("repo:x").has_wildcard());
+    fn knows_its_literal_prefix() {
+        assert_eq!(Glob::new("*").literal_prefix(), "");
+        assert_eq!(Glob::new("repo:acme/*").literal_prefix(), "repo:acme/");
+        assert_eq!(Glob::new("repo:a?me/*").literal_prefix(), "repo:a");
+        assert_eq!(Glob::new("repo:x").literal_prefix(), "repo:x");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod native_crypto;
 pub mod ports;
 pub mod settings;
 pub mod signing_keys;
+pub mod text;
 pub mod token;
 pub mod url;
 

@@ -194,6 +194,36 @@ impl KeySetFetcher for MemoryFetcher {
     }
 }
 
+/// A rate limiter in memory: allows `limit` requests per key, counting every call.
+#[derive(Debug)]
+pub struct MemoryRateLimiter {
+    limit: u32,
+    counts: RefCell<HashMap<String, u32>>,
+}
+
+impl MemoryRateLimiter {
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            counts: RefCell::default(),
+        }
+    }
+
+    /// How often `key` was asked about.
+    pub fn count(&self, key: &str) -> u32 {
+        self.counts.borrow().get(key).copied().unwrap_or(0)
+    }
+}
+
+impl crate::ports::RateLimiter for MemoryRateLimiter {
+    async fn allow(&self, key: &str) -> bool {
+        let mut counts = self.counts.borrow_mut();
+        let count = counts.entry(key.to_owned()).or_default();
+        *count += 1;
+        *count <= self.limit
+    }
+}
+
 /// Log lines kept in memory, for tests to read.
 #[derive(Debug, Default)]
 pub struct MemoryLog(RefCell<Vec<serde_json::Value>>);
@@ -243,6 +273,31 @@ impl Entropy for CountingEntropy {
         self.0.set(next);
         bytes.fill(next);
         Ok(())
+    }
+}
+
+/// The WHATWG URL Standard in Rust (the `url` crate), as the runtime's `URL` parses.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WhatwgUrls;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl crate::ports::UrlParser for WhatwgUrls {
+    fn parse(&self, input: &str, base: Option<&str>) -> Option<crate::ports::ParsedUrl> {
+        use url::{quirks, Url};
+        let url = match base {
+            None => Url::parse(input).ok()?,
+            Some(base) => Url::parse(base).ok()?.join(input).ok()?,
+        };
+        Some(crate::ports::ParsedUrl {
+            href: quirks::href(&url).to_owned(),
+            protocol: quirks::protocol(&url).to_owned(),
+            username: quirks::username(&url).to_owned(),
+            password: quirks::password(&url).to_owned(),
+            hostname: quirks::hostname(&url).to_owned(),
+            port: quirks::port(&url).to_owned(),
+            pathname: quirks::pathname(&url).to_owned(),
+        })
     }
 }
 

@@ -13,6 +13,8 @@
 //! | [`Entropy`] | `crypto.getRandomValues` (getrandom) | [`crate::memory::CountingEntropy`] |
 //! | [`EventLog`] | `console.log` | [`crate::memory::MemoryLog`] |
 //! | [`Clock`] | `Date.now()` | [`crate::memory::FixedClock`] |
+//! | [`RateLimiter`] | the `TOKEN_RATE_LIMIT` binding | none: tests bind Miniflare's own |
+//! | [`UrlParser`] | the runtime's `URL` | [`crate::memory::WhatwgUrls`] (the `url` crate, native only) |
 //!
 //! The futures are not `Send`: a Workers isolate runs one thread.
 #![allow(async_fn_in_trait)]
@@ -142,10 +144,45 @@ pub trait Entropy {
     fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError>;
 }
 
+/// A URL as the WHATWG URL Standard parses it: the parser the platform's `fetch` uses itself,
+/// so a URL checked and stored in this form is exactly the URL that is later fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedUrl {
+    /// The serialisation (`href`): lower-case scheme and host, IDNA to ASCII, IPv4 in dotted
+    /// decimal, default port dropped, percent-encoding and dot segments normalised.
+    pub href: String,
+    /// `"https:"`, `"http:"`, …
+    pub protocol: String,
+    pub username: String,
+    pub password: String,
+    /// The host as it is connected to; an IPv6 literal keeps its brackets.
+    pub hostname: String,
+    /// Empty for the scheme's default port.
+    pub port: String,
+    pub pathname: String,
+}
+
+/// Parses URLs by the WHATWG URL Standard. Pure, but a port all the same: in the worker it is
+/// the runtime's own `URL` (what `fetch` parses with, and no code in the wasm); natively a
+/// Rust implementation of the same standard.
+pub trait UrlParser {
+    /// `input` parsed, against `base` when given (as a redirect's `Location` is); `None` when
+    /// the standard calls it a failure.
+    fn parse(&self, input: &str, base: Option<&str>) -> Option<ParsedUrl>;
+}
+
 /// Where the one structured log line per token request goes (SPEC.md). The line is a JSON
 /// object without any token, signature or secret; the platform adds the latency.
 pub trait EventLog {
     fn record(&self, event: serde_json::Value);
+}
+
+/// A per-key request limit: Workers Rate Limiting (`TOKEN_RATE_LIMIT`), when the deployment
+/// binds one.
+pub trait RateLimiter {
+    /// Whether one more request under `key` is within the limit (and counts it). A limiter that
+    /// cannot answer lets the request through: availability over strictness.
+    async fn allow(&self, key: &str) -> bool;
 }
 
 /// The current time. Read once per request by the platform layer and passed into the core.

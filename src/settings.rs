@@ -5,6 +5,7 @@
 //! No I/O here: the platform layer reads the vars and hands them over as [`Vars`].
 
 use crate::error::ApiError;
+use crate::ports::UrlParser;
 use crate::url::normalize_url;
 
 /// The scope catalogue when `SCOPES` is unset: the seed's "cert-manager Enterprise Issuer" and
@@ -31,7 +32,8 @@ pub struct Vars {
 /// The checked settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// `iss` of minted tokens; `None` means "the request's origin".
+    /// `iss` of minted tokens; `None`: unset, which only local development allows
+    /// ([`Settings::issuer_for`]).
     pub issuer: Option<String>,
     /// The tenant id of the Venafi-compatible token path; `None` disables that path.
     pub tenant_id: Option<String>,
@@ -44,7 +46,7 @@ pub struct Settings {
 impl Settings {
     /// Checks every var. Empty strings count as unset, since that is how a blank var in
     /// `wrangler.toml` or the dashboard arrives.
-    pub fn from_vars(vars: &Vars) -> Result<Self, ApiError> {
+    pub fn from_vars(vars: &Vars, urls: &dyn UrlParser) -> Result<Self, ApiError> {
         let allow_http_loopback = match set(&vars.allow_http_loopback) {
             None | Some("false") => false,
             Some("true") => true,
@@ -57,7 +59,7 @@ impl Settings {
         };
         let issuer = set(&vars.issuer)
             .map(|issuer| {
-                normalize_url(issuer, allow_http_loopback).map_err(|problem| {
+                normalize_url(issuer, allow_http_loopback, urls).map_err(|problem| {
                     misconfigured(
                         "ISSUER",
                         format!("must be an absolute https:// URL: {problem}"),
@@ -94,9 +96,19 @@ impl Settings {
         })
     }
 
-    /// The `iss` of tokens minted for a request that arrived at `origin`.
-    pub fn issuer_for<'a>(&'a self, origin: &'a str) -> &'a str {
-        self.issuer.as_deref().unwrap_or(origin)
+    /// The `iss` (and `aud`) of tokens minted for a request that arrived at `origin`: `ISSUER`.
+    /// Never the request's own origin in production, where the `Host` header is the client's
+    /// to choose; only with `ALLOW_HTTP_LOOPBACK` (local development) does an unset `ISSUER`
+    /// fall back to it.
+    pub fn issuer_for<'a>(&'a self, origin: &'a str) -> Result<&'a str, ApiError> {
+        match (&self.issuer, self.allow_http_loopback) {
+            (Some(issuer), _) => Ok(issuer),
+            (None, true) => Ok(origin),
+            (None, false) => Err(misconfigured(
+                "ISSUER",
+                "is not set; set it to the URL clients reach this service at, e.g. https://sts.example.com (only ALLOW_HTTP_LOOPBACK=true, for local development, lets it default to the request's origin)".into(),
+            )),
+        }
     }
 }
 
@@ -134,18 +146,38 @@ fn misconfigured(setting: &'static str, problem: String) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::WhatwgUrls;
 
     #[test]
     fn defaults_when_nothing_is_set() {
-        let settings = Settings::from_vars(&Vars::default()).unwrap();
+        let settings = Settings::from_vars(&Vars::default(), &WhatwgUrls).unwrap();
         assert_eq!(settings.issuer, None);
         assert_eq!(settings.tenant_id, None);
         assert_eq!(settings.scopes, ["certificate-issuance", "api-integration"]);
         assert_eq!(settings.clock_skew_seconds, 60);
         assert!(!settings.allow_http_loopback);
+    }
+
+    /// The `Host` header must not choose the minted `iss`: without `ISSUER`, only local
+    /// development (`ALLOW_HTTP_LOOPBACK=true`) falls back to the request's origin.
+    #[test]
+    fn issuer_is_required_unless_developing_locally() {
+        let production = Settings::from_vars(&Vars::default(), &WhatwgUrls).unwrap();
+        match production.issuer_for("http://api.victim.example") {
+            Err(ApiError::Misconfigured { setting, .. }) => assert_eq!(setting, "ISSUER"),
+            other => panic!("{other:?}"),
+        }
+        let local = Settings::from_vars(
+            &Vars {
+                allow_http_loopback: Some("true".into()),
+                ..Vars::default()
+            },
+            &WhatwgUrls,
+        )
+        .unwrap();
         assert_eq!(
-            settings.issuer_for("http://127.0.0.1:8787"),
-            "http://127.0.0.1:8787"
+            local.issuer_for("http://127.0.0.1:8787"),
+            Ok("http://127.0.0.1:8787")
         );
     }
 
@@ -158,11 +190,11 @@ mod tests {
             clock_skew_seconds: Some("0".into()),
             allow_http_loopback: Some("true".into()),
         };
-        let settings = Settings::from_vars(&vars).unwrap();
+        let settings = Settings::from_vars(&vars, &WhatwgUrls).unwrap();
         assert_eq!(settings.issuer.as_deref(), Some("https://sts.example.com"));
         assert_eq!(
             settings.issuer_for("http://ignored"),
-            "https://sts.example.com"
+            Ok("https://sts.example.com")
         );
         assert_eq!(settings.tenant_id.as_deref(), Some("acme"));
         assert_eq!(settings.scopes, ["a", "b:read"]);
@@ -180,8 +212,8 @@ mod tests {
             allow_http_loopback: Some(String::new()),
         };
         assert_eq!(
-            Settings::from_vars(&vars),
-            Settings::from_vars(&Vars::default())
+            Settings::from_vars(&vars, &WhatwgUrls),
+            Settings::from_vars(&Vars::default(), &WhatwgUrls)
         );
     }
 
@@ -246,7 +278,7 @@ mod tests {
             ),
         ];
         for (vars, named) in cases {
-            match Settings::from_vars(&vars) {
+            match Settings::from_vars(&vars, &WhatwgUrls) {
                 Err(ApiError::Misconfigured { setting, .. }) => assert_eq!(setting, named),
                 other => panic!("{vars:?} gave {other:?}"),
             }

@@ -82,7 +82,7 @@ impl fmt::Display for SigningKeysError {
                     "is not valid JSON (syntax error at line {line}, column {column})"
                 )
             }
-            Self::NotKeySet => write!(f, "must be a JWK Set: {{\"keys\": [ …private JWKs… ]}}"),
+            Self::NotKeySet => write!(f, "must be a JWK Set: {{\"keys\": [ ...private JWKs... ]}}"),
             Self::NoKeys => write!(f, "has no keys; the first key signs, so one is needed"),
             Self::TooManyKeys { count } => {
                 write!(

@@ -1,12 +1,22 @@
-//! Checking the URLs an operator or administrator configures: issuer URLs, JWKS URIs, `ISSUER`.
+//! Checking the URLs an operator or administrator configures (issuer URLs, JWKS URIs,
+//! `ISSUER`) and every URL the fetcher is sent to, redirects included.
+//!
+//! A URL is parsed by the WHATWG URL Standard through a [`UrlParser`] — the parser the
+//! platform's `fetch` uses — and stored in that standard's serialisation, so what an
+//! administrator sees is exactly what is fetched: `https://%65vil.example/` is stored as
+//! `https://evil.example`, `https://evil.example\.good.example/` as
+//! `https://evil.example/.good.example/`, and `https://a.example:1:443/` is refused.
 //!
 //! The rules are SPEC.md's: absolute `https://`, no query or fragment, no whitespace, no user
-//! info, at most [`MAX_URL_CHARS`] characters; `http://` only for a loopback host and only when
-//! `ALLOW_HTTP_LOOPBACK` is on. The scheme and host are lower-cased (they are case-insensitive),
-//! the rest is kept exactly, so a token's `iss` is later compared with a plain string equality.
-//! No I/O here.
+//! info, at most [`MAX_URL_CHARS`] characters; `http://` only for a loopback host and only with
+//! `ALLOW_HTTP_LOOPBACK`; no IP literal in a loopback, private or link-local range unless
+//! `ALLOW_HTTP_LOOPBACK` (a cloud's metadata service at `169.254.169.254` is one fetch away
+//! otherwise). A token's `iss` is later compared with the stored string exactly. No I/O here.
 
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::ports::{ParsedUrl, UrlParser};
 
 /// Longest URL accepted, in characters. SPEC.md's limit for `issuerURL` and `jwksURI`; real
 /// issuer URLs are under 100 (GitHub's is 43), so 600 leaves room for long tenant paths.
@@ -16,14 +26,21 @@ pub const MAX_URL_CHARS: usize = 600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
     Empty,
-    TooLong { chars: usize },
+    TooLong {
+        chars: usize,
+    },
     Whitespace,
+    /// The URL Standard cannot parse it (so `fetch` could not either).
+    NotAUrl,
     NotHttps,
     HttpNotLoopback,
     NoHost,
     UserInfo,
-    BadPort,
     QueryOrFragment,
+    /// An IP literal in a loopback, private or link-local range.
+    InternalAddress {
+        host: String,
+    },
 }
 
 impl fmt::Display for UrlError {
@@ -34,6 +51,10 @@ impl fmt::Display for UrlError {
                 write!(f, "it has {chars} characters, more than {MAX_URL_CHARS}")
             }
             Self::Whitespace => write!(f, "it contains whitespace or control characters"),
+            Self::NotAUrl => write!(
+                f,
+                "it is not a URL that fetch can parse (the WHATWG URL Standard), e.g. a port that is not a number from 0 to 65535"
+            ),
             Self::NotHttps => write!(f, "it does not start with https://"),
             Self::HttpNotLoopback => write!(
                 f,
@@ -41,14 +62,23 @@ impl fmt::Display for UrlError {
             ),
             Self::NoHost => write!(f, "it has no host"),
             Self::UserInfo => write!(f, "it contains user info (user@host)"),
-            Self::BadPort => write!(f, "its port is not a number from 1 to 65535"),
             Self::QueryOrFragment => write!(f, "it has a query (?) or fragment (#)"),
+            Self::InternalAddress { host } => write!(
+                f,
+                "its host {host} is a loopback, private or link-local address, which is never fetched (only ALLOW_HTTP_LOOPBACK=true, for local development, allows it)"
+            ),
         }
     }
 }
 
-/// Checks `raw` and returns its normalised form (lower-case scheme and host).
-pub fn normalize_url(raw: &str, allow_http_loopback: bool) -> Result<String, UrlError> {
+/// Checks `raw` and returns its serialisation by the URL Standard. An `https://host` without
+/// a path keeps having none (the standard's serialisation adds a `/`), so an issuer such as
+/// `https://token.actions.githubusercontent.com` still equals the `iss` its tokens carry.
+pub fn normalize_url(
+    raw: &str,
+    allow_http_loopback: bool,
+    urls: &dyn UrlParser,
+) -> Result<String, UrlError> {
     if raw.is_empty() {
         return Err(UrlError::Empty);
     }
@@ -59,75 +89,93 @@ pub fn normalize_url(raw: &str, allow_http_loopback: bool) -> Result<String, Url
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(UrlError::Whitespace);
     }
-    let (scheme, rest) = raw.split_once("://").ok_or(UrlError::NotHttps)?;
-    let scheme = scheme.to_ascii_lowercase();
-    let is_http = match scheme.as_str() {
-        "https" => false,
-        "http" => true,
-        _ => return Err(UrlError::NotHttps),
-    };
-    if rest.contains(['?', '#']) {
+    let parsed = urls.parse(raw, None).ok_or(UrlError::NotAUrl)?;
+    let mut href = check_fetchable(&parsed, allow_http_loopback)?;
+    if href.contains(['?', '#']) {
         return Err(UrlError::QueryOrFragment);
     }
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
-        return Err(UrlError::UserInfo);
+    if parsed.pathname == "/" && !raw.ends_with('/') {
+        href.pop();
     }
-    let (host, port) = split_host_port(authority)?;
-    if host.is_empty() {
+    let chars = href.chars().count();
+    if chars > MAX_URL_CHARS {
+        return Err(UrlError::TooLong { chars });
+    }
+    Ok(href)
+}
+
+/// The rules every fetched URL must meet, redirects included (which, unlike a configured URL,
+/// may carry a query: a CDN's signed URL); the URL's serialisation if so.
+pub fn check_fetchable(url: &ParsedUrl, allow_http_loopback: bool) -> Result<String, UrlError> {
+    match url.protocol.as_str() {
+        "https:" => {}
+        "http:" if allow_http_loopback && is_loopback(&url.hostname) => {}
+        "http:" => return Err(UrlError::HttpNotLoopback),
+        _ => return Err(UrlError::NotHttps),
+    }
+    if url.hostname.is_empty() {
         return Err(UrlError::NoHost);
     }
-    let host = host.to_ascii_lowercase();
-    if is_http && !(allow_http_loopback && is_loopback(&host)) {
-        return Err(UrlError::HttpNotLoopback);
+    if !url.username.is_empty() || !url.password.is_empty() {
+        return Err(UrlError::UserInfo);
     }
-    let port = port.map(|port| format!(":{port}")).unwrap_or_default();
-    Ok(format!("{scheme}://{host}{port}{path}"))
+    if !allow_http_loopback && is_internal_ip(&url.hostname) {
+        return Err(UrlError::InternalAddress {
+            host: url.hostname.clone(),
+        });
+    }
+    Ok(url.href.clone())
 }
 
-/// Splits `host[:port]` (host may be a bracketed IPv6 literal) and checks the port.
-fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), UrlError> {
-    let (host, port) = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(end) => {
-                let (host, after) = authority.split_at(end + 1);
-                match after.strip_prefix(':') {
-                    Some(port) => (host, Some(port)),
-                    None if after.is_empty() => (host, None),
-                    None => return Err(UrlError::BadPort),
-                }
-            }
-            None => return Err(UrlError::NoHost),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        None => None,
-        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => match port.parse::<u16>() {
-            Ok(port) if port > 0 => Some(port),
-            _ => return Err(UrlError::BadPort),
-        },
-        Some(_) => return Err(UrlError::BadPort),
-    };
-    Ok((host, port))
-}
-
-/// Whether `host` (lower-cased) names this machine.
+/// Whether `host` (as the URL Standard serialises it) names this machine.
 fn is_loopback(host: &str) -> bool {
-    if host == "localhost" || host == "[::1]" {
-        return true;
+    host == "localhost"
+        || ipv4(host).is_some_and(|ip| ip.is_loopback())
+        || ipv6(host).is_some_and(|ip| ip.is_loopback())
+}
+
+/// Whether `host` is an IP literal that must not be fetched: loopback, private, link-local,
+/// shared (carrier-grade NAT), unspecified, multicast or reserved, or an IPv6 form of one.
+fn is_internal_ip(host: &str) -> bool {
+    if let Some(ip) = ipv4(host) {
+        return internal_v4(ip);
     }
-    let octets: Vec<&str> = host.split('.').collect();
-    octets.len() == 4
-        && octets[0] == "127"
-        && octets.iter().all(|octet| octet.parse::<u8>().is_ok())
+    let Some(ip) = ipv6(host) else {
+        return false;
+    };
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return internal_v4(v4);
+    }
+    let first = ip.segments()[0];
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+        || (first & 0xff00) == 0xff00 // multicast
+        // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits
+        || (ip.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && {
+            let [.., a, b, c, d] = ip.octets();
+            internal_v4(Ipv4Addr::new(a, b, c, d))
+        })
+}
+
+fn internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    a == 0 // "this network"
+        || ip.is_private() // 10/8, 172.16/12, 192.168/16
+        || ip.is_loopback() // 127/8
+        || ip.is_link_local() // 169.254/16: cloud metadata services
+        || (a == 100 && (b & 0xc0) == 64) // shared address space, 100.64/10
+        || a >= 224 // multicast, reserved, broadcast
+}
+
+/// The URL Standard serialises an IPv4 host in dotted decimal, whatever form it was given in.
+fn ipv4(host: &str) -> Option<Ipv4Addr> {
+    host.parse().ok()
+}
+
+fn ipv6(host: &str) -> Option<Ipv6Addr> {
+    host.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
 /// Splits an absolute URL as the runtime hands it over (`scheme://authority/path?query`) into
@@ -146,157 +194,20 @@ pub fn split_request_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
     Some((origin, if path.is_empty() { "/" } else { path }, query))
 }
 
-/// Resolves a redirect's `Location` against the URL that answered with it: absolute,
-/// scheme-relative (`//host/…`), absolute-path (`/…`) and relative-path forms (RFC 3986 §5.2,
-/// without dot-segment removal; the result is checked by [`normalize_url`] anyway).
-pub fn resolve_location(base: &str, location: &str) -> Option<String> {
-    let (origin, path, _) = split_request_url(base)?;
-    let scheme = &base[..base.find("://")?];
-    let location = location.trim();
-    Some(if location.contains("://") {
-        location.to_owned()
-    } else if let Some(rest) = location.strip_prefix("//") {
-        format!("{scheme}://{rest}")
-    } else if location.starts_with('/') {
-        format!("{origin}{location}")
-    } else {
-        let directory = &path[..path.rfind('/').map_or(0, |slash| slash + 1)];
-        format!("{origin}{directory}{location}")
-    })
+/// Resolves a redirect's `Location` against the URL that answered with it, by the URL Standard
+/// (as `fetch` would), and checks the result like any fetched URL.
+pub fn resolve_redirect(
+    base: &str,
+    location: &str,
+    allow_http_loopback: bool,
+    urls: &dyn UrlParser,
+) -> Result<String, String> {
+    let next = urls
+        .parse(location, Some(base))
+        .ok_or_else(|| format!("a redirect to an invalid URL {location:?}"))?;
+    check_fetchable(&next, allow_http_loopback)
+        .map_err(|problem| format!("a redirect to {} is refused: {problem}", next.href))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_request_urls() {
-        let cases = [
-            (
-                "http://127.0.0.1:8787/healthz",
-                ("http://127.0.0.1:8787", "/healthz", None),
-            ),
-            (
-                "https://sts.example.com/v1/serviceaccounts?limit=2&cursor=x",
-                (
-                    "https://sts.example.com",
-                    "/v1/serviceaccounts",
-                    Some("limit=2&cursor=x"),
-                ),
-            ),
-            (
-                "https://sts.example.com",
-                ("https://sts.example.com", "/", None),
-            ),
-            (
-                "https://sts.example.com?x=1",
-                ("https://sts.example.com", "/", Some("x=1")),
-            ),
-            (
-                "https://sts.example.com/a#frag",
-                ("https://sts.example.com", "/a", None),
-            ),
-        ];
-        for (url, expected) in cases {
-            assert_eq!(split_request_url(url), Some(expected), "{url}");
-        }
-        assert_eq!(split_request_url("/relative"), None);
-    }
-
-    #[test]
-    fn resolves_redirect_locations() {
-        let base = "https://idp.example.com/keys/v1/jwks";
-        let cases = [
-            (
-                "https://other.example.com/jwks",
-                "https://other.example.com/jwks",
-            ),
-            ("//cdn.example.com/jwks", "https://cdn.example.com/jwks"),
-            ("/v2/jwks", "https://idp.example.com/v2/jwks"),
-            ("jwks2", "https://idp.example.com/keys/v1/jwks2"),
-            ("http://127.0.0.1:9/x", "http://127.0.0.1:9/x"),
-        ];
-        for (location, expected) in cases {
-            assert_eq!(
-                resolve_location(base, location).as_deref(),
-                Some(expected),
-                "{location}"
-            );
-        }
-    }
-
-    #[test]
-    fn accepts_and_normalises_https_urls() {
-        let cases = [
-            (
-                "https://token.actions.githubusercontent.com",
-                "https://token.actions.githubusercontent.com",
-            ),
-            (
-                "HTTPS://Login.Example.COM/Tenant/v2.0",
-                "https://login.example.com/Tenant/v2.0",
-            ),
-            ("https://example.com:8443/", "https://example.com:8443/"),
-            ("https://[2001:db8::1]/x", "https://[2001:db8::1]/x"),
-        ];
-        for (raw, normalised) in cases {
-            assert_eq!(
-                normalize_url(raw, false).as_deref(),
-                Ok(normalised),
-                "{raw}"
-            );
-        }
-    }
-
-    #[test]
-    fn rejects_each_rule() {
-        let long = format!("https://example.com/{}", "a".repeat(600));
-        let cases = [
-            ("", UrlError::Empty),
-            (long.as_str(), UrlError::TooLong { chars: 620 }),
-            (" https://example.com", UrlError::Whitespace),
-            ("https://example.com/a b", UrlError::Whitespace),
-            ("example.com", UrlError::NotHttps),
-            ("ftp://example.com", UrlError::NotHttps),
-            ("http://example.com", UrlError::HttpNotLoopback),
-            ("https://", UrlError::NoHost),
-            ("https:///path", UrlError::NoHost),
-            ("https://user@example.com", UrlError::UserInfo),
-            ("https://example.com:0", UrlError::BadPort),
-            ("https://example.com:99999", UrlError::BadPort),
-            ("https://example.com:+443", UrlError::BadPort),
-            ("https://example.com:", UrlError::BadPort),
-            ("https://example.com/?a=b", UrlError::QueryOrFragment),
-            ("https://example.com/#top", UrlError::QueryOrFragment),
-        ];
-        for (raw, error) in cases {
-            assert_eq!(normalize_url(raw, false), Err(error), "{raw}");
-        }
-    }
-
-    #[test]
-    fn http_only_for_loopback_and_only_when_allowed() {
-        for host in ["127.0.0.1:9000", "127.1.2.3", "localhost:8080", "[::1]:80"] {
-            let url = format!("http://{host}/jwks");
-            assert_eq!(
-                normalize_url(&url, false),
-                Err(UrlError::HttpNotLoopback),
-                "{url}"
-            );
-            assert_eq!(normalize_url(&url, true), Ok(url.clone()));
-        }
-        for host in [
-            "127.0.0.1.example.com",
-            "localhost.example.com",
-            "10.0.0.1",
-            "128.0.0.1",
-        ] {
-            let url = format!("http://{host}/");
-            assert_eq!(
-                normalize_url(&url, true),
-                Err(UrlError::HttpNotLoopback),
-                "{url}"
-            );
-        }
-    }
-}
+mod tests;

@@ -17,7 +17,8 @@ use edge_sts::form::parse_form;
 use edge_sts::http::{Method, Request};
 use edge_sts::json::parse_strict;
 use edge_sts::memory::{
-    block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemorySigner, MemoryStore,
+    block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemoryRateLimiter,
+    MemorySigner, MemoryStore, WhatwgUrls,
 };
 use edge_sts::native_crypto::RustCryptoVerifier;
 use edge_sts::settings::{Settings, Vars};
@@ -171,7 +172,7 @@ impl World {
         let world = Self {
             signer: MemorySigner::new(keys.active()).unwrap(),
             config: Config {
-                settings: Settings::from_vars(&Vars::default()),
+                settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
                 signing_keys: Ok(keys),
                 admin_token: AdminToken::from_secret(Some(ADMIN.into())),
             },
@@ -218,11 +219,13 @@ impl World {
             jwks_cache: &self.jwks_cache,
             key_sets: &self.key_sets,
             fetcher: &self.fetcher,
+            urls: &WhatwgUrls,
             verifier: &RustCryptoVerifier,
             signer: Some(&self.signer),
             entropy: &self.entropy,
             clock: &self.clock,
             log: &self.log,
+            rate_limiter: None::<&MemoryRateLimiter>,
         };
         let response = block_on(handle(&request, &self.config, &services));
         (response.status, response.body)
@@ -269,10 +272,11 @@ fn fuzz_token_pipeline() {
 #[ignore = "fuzzing: run with `npm run fuzz`"]
 fn fuzz_account_json() {
     let world = World::new();
-    let settings = Settings::from_vars(&Vars::default()).unwrap();
+    let settings = Settings::from_vars(&Vars::default(), &WhatwgUrls).unwrap();
     fuzz("account JSON", inputs("account"), |body| {
         if let Ok(serde_json::Value::Object(object)) = parse_strict(&body, 32) {
-            let _ = check_field_names(&object).and_then(|()| validate(&object, &settings));
+            let _ =
+                check_field_names(&object).and_then(|()| validate(&object, &settings, &WhatwgUrls));
         }
         let (status, response) = world.send(
             Method::Post,

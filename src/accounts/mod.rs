@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::glob::Glob;
+use crate::ports::UrlParser;
 use crate::settings::Settings;
+use crate::text::is_format;
 use crate::url::normalize_url;
 
 /// The only `authenticationType`: Workload Identity Federation.
@@ -25,6 +27,10 @@ pub const MAX_NAME_CHARS: usize = 128;
 /// Longest `subject`, `subjectPattern`, `audience` and claim pattern, in characters (SPEC.md;
 /// a GitHub Actions subject with an environment is about 80).
 pub const MAX_MATCH_CHARS: usize = 600;
+
+/// Shortest literal prefix of a `subjectPattern`, in characters (SPEC.md): `repo:ab/` is the
+/// shortest GitHub prefix that names an owner, `system:` alone names no one.
+pub const MIN_PATTERN_PREFIX_CHARS: usize = 8;
 
 /// Most entries in `claims` (SPEC.md).
 pub const MAX_CLAIMS: usize = 20;
@@ -169,6 +175,7 @@ pub fn check_field_names(body: &Map<String, Value>) -> Result<(), FieldError> {
 pub fn validate(
     body: &Map<String, Value>,
     settings: &Settings,
+    urls: &dyn UrlParser,
 ) -> Result<AccountFields, FieldError> {
     let get = |name: &str| body.get(name).filter(|value| !value.is_null());
 
@@ -191,9 +198,9 @@ pub fn validate(
 
     let scopes = validate_scopes(get("scopes"), settings)?;
 
-    let issuer_url = validate_url(get("issuerURL"), "issuerURL", settings)?
+    let issuer_url = validate_url(get("issuerURL"), "issuerURL", settings, urls)?
         .ok_or_else(|| FieldError::new("issuerURL", "issuerURL is required"))?;
-    let jwks_uri = validate_url(get("jwksURI"), "jwksURI", settings)?;
+    let jwks_uri = validate_url(get("jwksURI"), "jwksURI", settings, urls)?;
 
     let subject = match (get("subject"), get("subjectPattern")) {
         (Some(_), Some(_)) => {
@@ -216,12 +223,7 @@ pub fn validate(
         (None, Some(pattern)) => {
             let pattern = required_string(Some(pattern), "subjectPattern")?;
             check_match_text(pattern, "subjectPattern")?;
-            if !Glob::new(pattern).has_literal() {
-                return Err(FieldError::new(
-                    "subjectPattern",
-                    format!("subjectPattern {pattern:?} would match every subject of the issuer; include a literal part, such as repo:my-org/*"),
-                ));
-            }
+            check_pattern_prefix(pattern)?;
             SubjectRule::Pattern(pattern.to_owned())
         }
     };
@@ -263,6 +265,23 @@ pub fn validate(
     })
 }
 
+/// A `subjectPattern` must pin down whose subjects it matches: a literal prefix of at least
+/// [`MIN_PATTERN_PREFIX_CHARS`] characters with a `:` or `/` in it, before the first wildcard.
+/// `repo:acme/*` passes; `*:*` (every GitHub repository in the world), `r*`, `*/*` and `*o*`
+/// do not.
+fn check_pattern_prefix(pattern: &str) -> Result<(), FieldError> {
+    let prefix = Glob::new(pattern).literal_prefix();
+    if prefix.chars().count() >= MIN_PATTERN_PREFIX_CHARS && prefix.contains([':', '/']) {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        "subjectPattern",
+        format!(
+            "subjectPattern {pattern:?} is too broad: it must begin with at least {MIN_PATTERN_PREFIX_CHARS} literal characters including a ':' or '/' before the first * or ?, such as repo:my-org/* or system:serviceaccount:my-namespace:*"
+        ),
+    ))
+}
+
 fn required_string<'a>(value: Option<&'a Value>, field: &str) -> Result<&'a str, FieldError> {
     match value {
         None => Err(FieldError::new(field, format!("{field} is required"))),
@@ -271,7 +290,8 @@ fn required_string<'a>(value: Option<&'a Value>, field: &str) -> Result<&'a str,
     }
 }
 
-/// Length in characters and no control characters.
+/// Length in characters, and no control or format characters (a right-to-left override or a
+/// zero-width space would make the text show as something else in the console).
 fn check_text(text: &str, field: &str, max_chars: usize) -> Result<(), FieldError> {
     let chars = text.chars().count();
     if chars > max_chars {
@@ -284,6 +304,15 @@ fn check_text(text: &str, field: &str, max_chars: usize) -> Result<(), FieldErro
         return Err(FieldError::new(
             field,
             format!("{field} must not contain control characters"),
+        ));
+    }
+    if let Some(c) = text.chars().find(|&c| is_format(c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{field} must not contain invisible format characters such as U+{:04X} (bidirectional overrides, zero-width spaces), which make it show as another text",
+                u32::from(c)
+            ),
         ));
     }
     Ok(())
@@ -343,10 +372,11 @@ fn validate_url(
     value: Option<&Value>,
     field: &str,
     settings: &Settings,
+    urls: &dyn UrlParser,
 ) -> Result<Option<String>, FieldError> {
     let Some(value) = value else { return Ok(None) };
     let raw = required_string(Some(value), field)?;
-    normalize_url(raw, settings.allow_http_loopback)
+    normalize_url(raw, settings.allow_http_loopback, urls)
         .map(Some)
         .map_err(|problem| {
             FieldError::new(

@@ -100,13 +100,27 @@ pub fn issuer_index_key(issuer_url: &str) -> String {
     )
 }
 
+/// Where a page of the list starts: a KV list cursor (`None`: the beginning), and how many keys
+/// of the KV page it starts were already returned (a page is also cut by size, mid-KV-page).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPosition {
+    #[serde(rename = "c")]
+    pub cursor: Option<String>,
+    #[serde(rename = "s")]
+    pub skip: u32,
+}
+
 /// One page of accounts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountPage {
-    pub accounts: Vec<Account>,
-    /// The KV cursor of the next page; `None` on the last page.
-    pub cursor: Option<String>,
+    /// Each account's JSON exactly as stored (which is how the API shows it), in id order.
+    pub accounts: Vec<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ListPosition>,
 }
+
+/// Most keys one KV list call returns.
+const MAX_KV_LIST_KEYS: u32 = 1000;
 
 /// The accounts of one `ACCOUNTS` namespace.
 pub struct AccountStore<'a, S: KeyValueStore> {
@@ -157,22 +171,48 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
         }
     }
 
-    /// Up to `limit` accounts in id order, from `cursor` on.
-    pub async fn list(&self, cursor: Option<&str>, limit: u32) -> Result<AccountPage, StoreError> {
-        let page = self.kv.list(ACCOUNT_PREFIX, cursor, limit).await?;
-        let values = self.kv.get_many(&page.keys).await?;
-        let mut accounts = Vec::with_capacity(values.len());
-        for (key, value) in page.keys.iter().zip(values) {
+    /// Accounts in id order from `from` on: at most `limit` of them, and no more than fit in
+    /// `max_bytes` of JSON (at least one, so a page always moves on).
+    pub async fn list(
+        &self,
+        from: &ListPosition,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<AccountPage, StoreError> {
+        let wanted = (from.skip + limit).min(MAX_KV_LIST_KEYS);
+        let page = self
+            .kv
+            .list(ACCOUNT_PREFIX, from.cursor.as_deref(), wanted)
+            .await?;
+        let keys = page.keys.get(from.skip as usize..).unwrap_or_default();
+        let values = self.kv.get_many(keys).await?;
+        let (mut accounts, mut bytes, mut taken) = (Vec::new(), 0, 0);
+        for (key, value) in keys.iter().zip(values) {
+            let size = value.as_ref().map_or(0, String::len);
+            if taken == limit as usize || (!accounts.is_empty() && bytes + size > max_bytes) {
+                break;
+            }
+            taken += 1;
             // Deleted between the listing and the read: not an account any more.
             let Some(text) = value else { continue };
-            let account = serde_json::from_str(&text)
-                .map_err(|_| StoreError::Corrupt { key: key.clone() })?;
-            accounts.push(account);
+            if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
+                return Err(StoreError::Corrupt { key: key.clone() });
+            }
+            bytes += size;
+            accounts.push(text);
         }
-        Ok(AccountPage {
-            accounts,
-            cursor: page.cursor,
-        })
+        let next = if taken < keys.len() {
+            Some(ListPosition {
+                cursor: from.cursor.clone(),
+                skip: from.skip + taken as u32,
+            })
+        } else {
+            page.cursor.map(|cursor| ListPosition {
+                cursor: Some(cursor),
+                skip: 0,
+            })
+        };
+        Ok(AccountPage { accounts, next })
     }
 
     /// The index entries for `issuer_url`: the candidate accounts of a token with that `iss`.
@@ -522,18 +562,38 @@ mod tests {
             ))
             .unwrap();
         }
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = block_on(store.list(cursor.as_deref(), 2)).unwrap();
-            assert!(page.accounts.len() <= 2);
-            seen.extend(page.accounts.into_iter().map(|account| account.id));
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
+        let ids = |limit, max_bytes| {
+            let mut seen = Vec::new();
+            let mut from = ListPosition::default();
+            loop {
+                let page = block_on(store.list(&from, limit, max_bytes)).unwrap();
+                assert!(!page.accounts.is_empty() && page.accounts.len() <= limit as usize);
+                for text in page.accounts {
+                    let account: Account = serde_json::from_str(&text).unwrap();
+                    seen.push(account.id);
+                }
+                match page.next {
+                    Some(next) => from = next,
+                    None => break,
+                }
             }
-        }
-        assert_eq!(seen, ["a0", "a1", "a2", "a3", "a4"]);
+            seen
+        };
+        assert_eq!(ids(2, usize::MAX), ["a0", "a1", "a2", "a3", "a4"]);
+        // Cut by size as well: each page holds as many as fit (at least one), and the next
+        // page starts inside the same KV page.
+        let size = block_on(kv.get(&account_key("a0"))).unwrap().unwrap().len();
+        assert_eq!(ids(1000, size * 2), ["a0", "a1", "a2", "a3", "a4"]);
+        assert_eq!(ids(1000, 1), ["a0", "a1", "a2", "a3", "a4"]);
+        let first = block_on(store.list(&ListPosition::default(), 1000, size * 2)).unwrap();
+        assert_eq!(first.accounts.len(), 2);
+        assert_eq!(
+            first.next,
+            Some(ListPosition {
+                cursor: None,
+                skip: 2
+            })
+        );
     }
 
     #[test]

@@ -3,17 +3,21 @@
 use serde_json::{json, Map, Value};
 
 use super::*;
+use crate::memory::WhatwgUrls;
 use crate::settings::{Settings, Vars};
 
 fn settings() -> Settings {
-    Settings::from_vars(&Vars::default()).unwrap()
+    Settings::from_vars(&Vars::default(), &WhatwgUrls).unwrap()
 }
 
 fn loopback_settings() -> Settings {
-    Settings::from_vars(&Vars {
-        allow_http_loopback: Some("true".into()),
-        ..Vars::default()
-    })
+    Settings::from_vars(
+        &Vars {
+            allow_http_loopback: Some("true".into()),
+            ..Vars::default()
+        },
+        &WhatwgUrls,
+    )
     .unwrap()
 }
 
@@ -40,7 +44,7 @@ fn with(changes: Value) -> Map<String, Value> {
 /// Asserts that `body` is refused for `field` with a message containing `needle`.
 fn assert_refused(body: &Map<String, Value>, settings: &Settings, field: &str, needle: &str) {
     let error = check_field_names(body)
-        .and_then(|()| validate(body, settings))
+        .and_then(|()| validate(body, settings, &WhatwgUrls))
         .expect_err(&format!("accepted {body:?}"));
     assert_eq!(
         error.field.as_deref(),
@@ -57,7 +61,7 @@ fn assert_refused(body: &Map<String, Value>, settings: &Settings, field: &str, n
 
 #[test]
 fn a_valid_body_gets_its_defaults() {
-    let fields = validate(&valid(), &settings()).unwrap();
+    let fields = validate(&valid(), &settings(), &WhatwgUrls).unwrap();
     assert_eq!(fields.name, "deploy from main");
     assert_eq!(fields.authentication_type, "rsaKeyFederated");
     assert_eq!(fields.scopes, ["certificate-issuance"]);
@@ -87,7 +91,7 @@ fn every_optional_field_is_kept() {
         "applications": ["app-1", "app-2"],
         "enabled": false,
     }));
-    let fields = validate(&body, &settings()).unwrap();
+    let fields = validate(&body, &settings(), &WhatwgUrls).unwrap();
     assert_eq!(
         fields.jwks_uri.as_deref(),
         Some("https://token.actions.githubusercontent.com/.well-known/jwks")
@@ -125,10 +129,16 @@ fn name_rules() {
     ] {
         assert_refused(&with(json!({ "name": name })), &settings(), "name", needle);
     }
-    assert!(validate(&with(json!({ "name": "n".repeat(128) })), &settings()).is_ok());
+    assert!(validate(
+        &with(json!({ "name": "n".repeat(128) })),
+        &settings(),
+        &WhatwgUrls
+    )
+    .is_ok());
     assert!(validate(
         &with(json!({ "name": "Déploiement — prod ✓" })),
-        &settings()
+        &settings(),
+        &WhatwgUrls
     )
     .is_ok());
 }
@@ -171,6 +181,7 @@ fn scopes_rules() {
     let both = validate(
         &with(json!({"scopes": ["api-integration", "certificate-issuance"]})),
         &settings(),
+        &WhatwgUrls,
     );
     assert_eq!(
         both.unwrap().scopes,
@@ -180,12 +191,15 @@ fn scopes_rules() {
 
 #[test]
 fn scopes_follow_the_configured_catalogue() {
-    let custom = Settings::from_vars(&Vars {
-        scopes: Some("read,write".into()),
-        ..Vars::default()
-    })
+    let custom = Settings::from_vars(
+        &Vars {
+            scopes: Some("read,write".into()),
+            ..Vars::default()
+        },
+        &WhatwgUrls,
+    )
     .unwrap();
-    assert!(validate(&with(json!({"scopes": ["read"]})), &custom).is_ok());
+    assert!(validate(&with(json!({"scopes": ["read"]})), &custom, &WhatwgUrls).is_ok());
     assert_refused(
         &with(json!({"scopes": ["certificate-issuance"]})),
         &custom,
@@ -202,7 +216,7 @@ fn url_rules_apply_to_issuer_url_and_jwks_uri() {
         (json!(7), "must be a string"),
         (
             json!("token.actions.githubusercontent.com"),
-            "does not start with https://",
+            "not a URL that fetch can parse",
         ),
         (
             json!("http://issuer.example.com"),
@@ -236,8 +250,7 @@ fn url_rules_apply_to_issuer_url_and_jwks_uri() {
 fn urls_are_normalised() {
     let fields = validate(
         &with(json!({"issuerURL": "HTTPS://Token.Actions.GitHubUserContent.com", "jwksURI": "https://Keys.Example.com/Path"})),
-        &settings(),
-    )
+        &settings(), &WhatwgUrls)
     .unwrap();
     assert_eq!(
         fields.issuer_url,
@@ -255,7 +268,7 @@ fn http_loopback_urls_need_allow_http_loopback() {
         json!({"issuerURL": "http://127.0.0.1:9000", "jwksURI": "http://localhost:9000/jwks"}),
     );
     assert_refused(&body, &settings(), "issuerURL", "ALLOW_HTTP_LOOPBACK");
-    assert!(validate(&body, &loopback_settings()).is_ok());
+    assert!(validate(&body, &loopback_settings(), &WhatwgUrls).is_ok());
 }
 
 #[test]
@@ -287,7 +300,12 @@ fn subject_rules() {
         );
     }
     // Exact subjects are case-sensitive and kept as given, wildcards included.
-    let fields = validate(&with(json!({"subject": "Repo:ACME/*"})), &settings()).unwrap();
+    let fields = validate(
+        &with(json!({"subject": "Repo:ACME/*"})),
+        &settings(),
+        &WhatwgUrls,
+    )
+    .unwrap();
     assert_eq!(fields.subject, SubjectRule::Exact("Repo:ACME/*".into()));
     assert!(fields.subject.matches("Repo:ACME/*"));
     assert!(!fields.subject.matches("Repo:ACME/app"));
@@ -303,8 +321,16 @@ fn subject_pattern_rules() {
     };
     for (pattern, needle) in [
         (json!(""), "must not be empty"),
-        (json!("*"), "would match every subject"),
-        (json!("?*"), "would match every subject"),
+        (json!("*"), "too broad"),
+        (json!("?*"), "too broad"),
+        // The review's patterns: each would trust far more than one owner's workloads.
+        (json!("*:*"), "too broad"),
+        (json!("r*"), "too broad"),
+        (json!("*/*"), "too broad"),
+        (json!("*o*"), "too broad"),
+        // Long enough, but no ':' or '/' to anchor an owner; or the anchor comes too late.
+        (json!("repository*"), "too broad"),
+        (json!("repo:ab*"), "too broad"),
         (json!("p".repeat(601)), "601 characters"),
     ] {
         assert_refused(
@@ -317,6 +343,7 @@ fn subject_pattern_rules() {
     let fields = validate(
         &pattern_only(json!("repo:acme/*:ref:refs/heads/?ain")),
         &settings(),
+        &WhatwgUrls,
     )
     .unwrap();
     assert!(fields.subject.matches("repo:acme/api:ref:refs/heads/main"));
@@ -402,7 +429,7 @@ fn enabled_must_be_a_boolean() {
         "true or false",
     );
     assert!(
-        !validate(&with(json!({"enabled": false})), &settings())
+        !validate(&with(json!({"enabled": false})), &settings(), &WhatwgUrls)
             .unwrap()
             .enabled
     );
@@ -425,6 +452,7 @@ fn an_account_round_trips_through_its_stored_json() {
     let fields = validate(
         &with(json!({"claims": {"ref": "refs/heads/*"}, "owner": "me"})),
         &settings(),
+        &WhatwgUrls,
     )
     .unwrap();
     let account = Account {

@@ -7,6 +7,7 @@ use crate::app::{handle as handle_request, Config, Services};
 use crate::memory::{
     block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemorySigner, MemoryStore,
 };
+use crate::memory::{MemoryRateLimiter, WhatwgUrls};
 use crate::native_crypto::RustCryptoVerifier;
 use crate::settings::Vars;
 use crate::signing_keys::SigningKeysError;
@@ -21,19 +22,21 @@ struct World {
     kv: MemoryStore,
     clock: FixedClock,
     entropy: CountingEntropy,
+    rate_limiter: Option<MemoryRateLimiter>,
 }
 
 impl World {
     fn new(admin_token: Option<&str>) -> Self {
         Self {
             config: Config {
-                settings: Settings::from_vars(&Vars::default()),
+                settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
                 signing_keys: Err(SigningKeysError::Missing),
                 admin_token: AdminToken::from_secret(admin_token.map(str::to_owned)),
             },
             kv: MemoryStore::new(),
             clock: FixedClock::at_seconds(NOW_SECONDS),
             entropy: CountingEntropy::default(),
+            rate_limiter: None,
         }
     }
 
@@ -44,11 +47,13 @@ impl World {
             jwks_cache: &self.kv,
             key_sets: &key_sets,
             fetcher: &MemoryFetcher::new(),
+            urls: &WhatwgUrls,
             verifier: &RustCryptoVerifier,
             signer: None::<&MemorySigner>,
             entropy: &self.entropy,
             clock: &self.clock,
             log: &MemoryLog::default(),
+            rate_limiter: self.rate_limiter.as_ref(),
         };
         let response = block_on(handle_request(&request, &self.config, &services));
         let body = if response.body.is_empty() {
@@ -337,4 +342,59 @@ fn a_dry_run_body_declared_over_64_kib_is_413_not_a_json_error() {
         .push(("content-length".into(), "70000".into()));
     let (status, body, _) = world.send(request);
     assert_eq!(status, 413, "{body}");
+}
+
+/// With `TOKEN_RATE_LIMIT` bound, failed admin authentications count per address: past the
+/// limit a guess is answered 429 `slow_down`, and a right token still works.
+#[test]
+fn failed_admin_authentications_are_rate_limited_per_address() {
+    let mut world = World::new(Some(TOKEN));
+    world.rate_limiter = Some(MemoryRateLimiter::new(2));
+    let guess = |ip: &str| {
+        let mut request = Request::new(Method::Get, "http://sts.test", COLLECTION_PATH);
+        request
+            .headers
+            .push(("authorization".into(), "Bearer guess".into()));
+        request.headers.push(("cf-connecting-ip".into(), ip.into()));
+        world.send(request)
+    };
+    assert_eq!(guess("192.0.2.1").0, 401);
+    assert_eq!(guess("192.0.2.1").0, 401);
+    let (status, body, response) = guess("192.0.2.1");
+    assert_eq!(status, 429);
+    assert_eq!(body["error"], "slow_down");
+    assert!(body.get("reason").is_none());
+    assert_eq!(response.header("retry-after"), Some("60"));
+    // Another address has its own count, and the right token is never counted.
+    assert_eq!(guess("192.0.2.2").0, 401);
+    assert_eq!(world.call(Method::Get, COLLECTION_PATH, None).0, 200);
+    let limiter = world.rate_limiter.as_ref().unwrap();
+    assert_eq!(limiter.count("admin-auth:192.0.2.1"), 3);
+    assert_eq!(limiter.count("admin-auth:unknown"), 0);
+}
+
+/// With `TOKEN_RATE_LIMIT` bound, the token endpoint counts every request per address.
+#[test]
+fn token_requests_are_rate_limited_per_address() {
+    let mut world = World::new(Some(TOKEN));
+    world.rate_limiter = Some(MemoryRateLimiter::new(2));
+    let token_request = || {
+        let mut request = Request::new(Method::Post, "http://sts.test", "/oauth2/token");
+        request.headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+        request
+            .headers
+            .push(("cf-connecting-ip".into(), "198.51.100.7".into()));
+        request.body = b"grant_type=password".to_vec();
+        world.send(request)
+    };
+    assert_eq!(token_request().0, 400);
+    assert_eq!(token_request().0, 400);
+    let (status, body, response) = token_request();
+    assert_eq!(status, 429);
+    assert_eq!(body["error"], "slow_down");
+    assert!(body.get("reason").is_none());
+    assert_eq!(response.header("retry-after"), Some("60"));
 }

@@ -10,9 +10,10 @@ use worker::{
     AbortController, AbortSignal, Delay, Fetch, Method, Request, RequestInit, RequestRedirect,
 };
 
+use super::JsUrls;
 use crate::ports::{FetchError, Fetched, KeySetFetcher};
 use crate::token::key_sets::MAX_DOCUMENT_BYTES;
-use crate::url::{normalize_url, resolve_location};
+use crate::url::resolve_redirect;
 
 /// Time allowed for one document, redirects and body included (SPEC.md; panva/jose's default).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,12 +79,10 @@ async fn follow(
                 .ok()
                 .flatten()
                 .ok_or_else(|| FetchError::BadRedirect("a redirect without Location".into()))?;
-            let next = resolve_location(&current, &location).ok_or_else(|| {
-                FetchError::BadRedirect(format!("a redirect to an invalid URL {location:?}"))
-            })?;
-            current = normalize_url(&next, allow_http_loopback).map_err(|problem| {
-                FetchError::BadRedirect(format!("a redirect to {next} is refused: {problem}"))
-            })?;
+            // Resolved by the URL Standard, as fetch would, and held to the same rules as the
+            // first URL: https, and no loopback, private or link-local IP literal.
+            current = resolve_redirect(&current, &location, allow_http_loopback, &JsUrls)
+                .map_err(FetchError::BadRedirect)?;
             continue;
         }
         let declared = response

@@ -29,7 +29,7 @@ use crate::admin::{AdminToken, MAX_BODY_BYTES};
 use crate::app::{self, Config, Services};
 use crate::error::ApiError;
 use crate::http::{Method, Request, Response};
-use crate::ports::{Clock, Entropy, EntropyError, EventLog};
+use crate::ports::{Clock, Entropy, EntropyError, EventLog, ParsedUrl, RateLimiter, UrlParser};
 use crate::settings::{Settings, Vars};
 use crate::signing_keys::{SigningKeys, SigningKeysError};
 use crate::token::key_sets::KeySets;
@@ -53,6 +53,8 @@ struct IsolateState {
     accounts: Rc<AccountCache>,
     /// `SERVER_TIMING=true`: answer with this request's KV and subrequest counts.
     server_timing: bool,
+    /// `TOKEN_RATE_LIMIT`, when bound.
+    rate_limiter: Option<WorkersRateLimiter>,
     /// The `ACCOUNTS` and `JWKS_CACHE` bindings, looked up once (each lookup fetches five
     /// functions from JS).
     namespaces: Result<(KvStore, KvStore), ApiError>,
@@ -140,11 +142,13 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
         jwks_cache: &jwks_cache,
         key_sets: &state.key_sets,
         fetcher: &fetcher,
+        urls: &JsUrls,
         verifier: &*state.verifier,
         signer: state.signer.as_deref(),
         entropy: &WorkersEntropy,
         clock: &WorkersClock,
         log: &ConsoleLog { started },
+        rate_limiter: state.rate_limiter.as_ref(),
     };
     let mut response = app::handle(&request, &state.config, &services).await;
     if state.server_timing {
@@ -196,7 +200,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         }
     }
     let config = Config {
-        settings: Settings::from_vars(&vars),
+        settings: Settings::from_vars(&vars, &JsUrls),
         signing_keys,
         admin_token: AdminToken::from_secret(admin_token),
     };
@@ -207,6 +211,10 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         verifier: Rc::default(),
         accounts: Rc::default(),
         server_timing: var(env, "SERVER_TIMING").as_deref() == Some("true"),
+        rate_limiter: env
+            .rate_limiter("TOKEN_RATE_LIMIT")
+            .ok()
+            .map(WorkersRateLimiter),
         namespaces: kv(env, "ACCOUNTS").and_then(|accounts| Ok((accounts, kv(env, "JWKS_CACHE")?))),
     });
     // Requests that arrived together while the keys were imported each built a state; the
@@ -234,7 +242,12 @@ fn secret(env: &Env, name: &str) -> Option<String> {
 const MAX_DISCARDED_BODY_BYTES: u64 = 1024 * 1024;
 
 /// The request headers the core looks at.
-const CORE_HEADERS: &[&str] = &["authorization", "content-type", "content-length"];
+const CORE_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "content-length",
+    "cf-connecting-ip",
+];
 
 async fn read_request(req: web_sys::Request) -> worker::Result<Request> {
     // The runtime's URL is absolute and already parsed once; split it rather than parse again.
@@ -327,6 +340,43 @@ fn to_web_response(response: Response) -> worker::Result<web_sys::Response> {
         )
     };
     created.map_err(|error: JsValue| worker::Error::from(error))
+}
+
+/// The runtime's own WHATWG `URL`: exactly the parser its `fetch` uses.
+pub struct JsUrls;
+
+impl UrlParser for JsUrls {
+    fn parse(&self, input: &str, base: Option<&str>) -> Option<ParsedUrl> {
+        let url = match base {
+            None => web_sys::Url::new(input),
+            Some(base) => web_sys::Url::new_with_base(input, base),
+        }
+        .ok()?;
+        Some(ParsedUrl {
+            href: url.href(),
+            protocol: url.protocol(),
+            username: url.username(),
+            password: url.password(),
+            hostname: url.hostname(),
+            port: url.port(),
+            pathname: url.pathname(),
+        })
+    }
+}
+
+/// The `TOKEN_RATE_LIMIT` binding (Workers Rate Limiting).
+pub struct WorkersRateLimiter(worker::RateLimiter);
+
+impl RateLimiter for WorkersRateLimiter {
+    async fn allow(&self, key: &str) -> bool {
+        match self.0.limit(key.to_owned()).await {
+            Ok(outcome) => outcome.success,
+            Err(error) => {
+                worker::console_error!("TOKEN_RATE_LIMIT could not answer, so it allowed: {error}");
+                true
+            }
+        }
+    }
 }
 
 /// `Date.now()`.

@@ -16,9 +16,14 @@ use crate::ports::{Entropy, KeySetFetcher, KeyValueStore, SignatureVerifier, Sig
 fn check(name: &str, result: Result<String, Rejection>) -> Value {
     match result {
         Ok(detail) => json!({"check": name, "ok": true, "detail": detail}),
-        Err(rejection) => json!({
-            "check": name, "ok": false, "reason": rejection.reason.as_str(), "detail": rejection.description,
-        }),
+        // The administrator sees what the anonymous client is not told, too.
+        Err(rejection) => {
+            let detail = match &rejection.detail {
+                Some(detail) => format!("{}: {detail}", rejection.description),
+                None => rejection.description,
+            };
+            json!({"check": name, "ok": false, "reason": rejection.reason.as_str(), "detail": detail})
+        }
     }
 }
 

@@ -67,21 +67,9 @@ pub fn parse_token_request(request: &Request) -> Result<(GrantForm, TokenRequest
             "the body must be form-encoded (Content-Type: application/x-www-form-urlencoded)",
         ));
     }
-    let pairs = parse_form(&request.body)
+    let form = parse_form(&request.body)
         .map_err(|error| invalid_request(format!("the form cannot be decoded: {error}")))?;
-    for (index, (name, _)) in pairs.iter().enumerate() {
-        if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
-            return Err(invalid_request(format!(
-                "parameter {name} is given more than once"
-            )));
-        }
-    }
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let get = |name: &str| form.get(name);
     let required = |name: &str| -> Result<&str, ApiError> {
         get(name)
             .filter(|value| !value.is_empty())
@@ -159,17 +147,18 @@ pub fn error_for(form: GrantForm, error: &ExchangeError) -> ApiError {
                 description: rejection.description.clone(),
             }
         }
-        ExchangeError::Storage(why) => ApiError::OAuth {
+        // What failed inside is for the log line (`detail`), not for an anonymous client.
+        ExchangeError::Storage(_) => ApiError::OAuth {
             status: 503,
             error: "temporarily_unavailable",
             reason: None,
-            description: format!("the account store is unavailable; try again ({why})"),
+            description: "the account store is unavailable; try again".into(),
         },
-        ExchangeError::Signing(why) => ApiError::OAuth {
+        ExchangeError::Signing(_) => ApiError::OAuth {
             status: 500,
             error: "server_error",
             reason: None,
-            description: format!("the access token could not be signed: {why}"),
+            description: "the access token could not be signed; the operator's log says why".into(),
         },
     }
 }
@@ -194,6 +183,13 @@ pub fn success(access_token: &str, scope: &str) -> Response {
 /// bounded so a hostile token cannot flood the logs.
 pub const MAX_LOGGED_CLAIM_CHARS: usize = 256;
 
+/// Longest `detail` written to a log line, in characters: a URL of 600 and an issuer's answer.
+pub const MAX_LOGGED_DETAIL_CHARS: usize = 1024;
+
+fn clip_chars(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
 /// The structured log line of one token request: outcome, reason, account, the incoming
 /// token's `iss`/`sub`/`jti` (never the token itself) and the status.
 pub fn log_event(
@@ -212,12 +208,19 @@ pub fn log_event(
         ApiError::OAuth { reason, .. } => *reason,
         _ => None,
     });
+    // What the client was not told: configured values, URLs, what an issuer or KV answered.
+    let detail = outcome.and_then(|outcome| match &outcome.result {
+        Ok(_) => None,
+        Err(ExchangeError::Rejected(rejection)) => rejection.detail.clone(),
+        Err(ExchangeError::Storage(why) | ExchangeError::Signing(why)) => Some(why.clone()),
+    });
     json!({
         "event": "token_request",
         "outcome": if status == 200 { "issued" } else { "refused" },
         "status": status,
         "error": error.map(ApiError::code),
         "reason": reason,
+        "detail": detail.map(|detail| clip_chars(&detail, MAX_LOGGED_DETAIL_CHARS)),
         "form": form.map(GrantForm::name),
         "account": outcome.and_then(|outcome| outcome.account_id.clone()),
         "iss": identity.map(|identity| clip(&identity.iss)),
@@ -285,6 +288,19 @@ mod tests {
             let (status, code, _) = error_code(body);
             assert_eq!((status, code.as_str()), (400, "invalid_request"), "{body}");
         }
+    }
+
+    #[test]
+    fn more_than_32_parameters_are_invalid_request() {
+        let padding: String = (0..30).map(|i| format!("&x{i}=")).collect();
+        let body = format!("grant_type={GRANT_JWT_BEARER}&assertion=T{padding}");
+        assert!(parse_token_request(&form(&body)).is_ok(), "32 parameters");
+        let (status, code, description) = error_code(&format!("{body}&one=more"));
+        assert_eq!((status, code.as_str()), (400, "invalid_request"));
+        assert!(
+            description.contains("more than 32 parameters"),
+            "{description}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::keys::{self, check_signature_shape, IssuerKey};
 use super::reason::{reject, Reason, Rejection};
 use crate::accounts::store::AccountStore;
 use crate::accounts::{is_account_id, Account, SubjectRule};
-use crate::ports::{Entropy, KeySetFetcher, KeyValueStore, SignatureVerifier, Signer};
+use crate::ports::{Entropy, KeySetFetcher, KeyValueStore, SignatureVerifier, Signer, UrlParser};
 use crate::settings::Settings;
 
 /// Lifetime of a minted access token, in seconds: 15 minutes, whatever the incoming token's
@@ -39,6 +39,8 @@ pub struct Exchange<'a, K, J, F, V, S, E> {
     /// The isolate's key-set cache.
     pub key_sets: &'a KeySets,
     pub fetcher: &'a F,
+    /// The WHATWG URL parser that `fetch` uses (for discovered `jwks_uri`s).
+    pub urls: &'a dyn UrlParser,
     pub verifier: &'a V,
     /// The active signing key; `None` when `SIGNING_KEYS` is unusable (then nothing is minted).
     pub signer: Option<&'a S>,
@@ -111,7 +113,8 @@ where
     /// 6. signature;
     /// 7. times: required claims, leeway, `exp − iat` ≤ 2 h;
     /// 8. policy: audience, subject, `claims`;
-    /// 9. enabled;
+    /// 9. enabled: the account, and any disabled account for exactly this (`iss`, `sub`),
+    ///    which blocks the subject whatever `client_id` names;
     /// 10. scope;
     /// 11. mint.
     pub async fn run(&self, request: &TokenRequest) -> Outcome {
@@ -140,6 +143,7 @@ where
         claims::check_times(&token.claims, self.now, self.settings.clock_skew_seconds)?;
         claims::check_policy(&account.fields, &token.claims, &identity.sub)?;
         check_enabled(&account)?;
+        self.check_subject_not_blocked(&account, &identity).await?;
         let scope = grant_scope(&account, request.scope.as_deref())?;
         let access_token = self.mint(&account, &scope, &identity).await?;
         Ok(Issued {
@@ -201,11 +205,13 @@ where
             ))),
             1 => Ok(matches.swap_remove(0)),
             n => {
+                // Other accounts' ids are configuration: they go to the log, not to the client.
                 let ids: Vec<&str> = matches.iter().map(|account| account.id.as_str()).collect();
                 Err(Rejection::new(
                     Reason::AmbiguousAccount,
-                    format!("{n} service accounts match issuer {iss:?} and subject {sub:?} ({}); send client_id to choose", ids.join(", ")),
+                    format!("{n} service accounts match issuer {iss:?} and subject {sub:?}; send client_id to choose one"),
                 )
+                .with_detail(format!("the matching accounts: {}", ids.join(", ")))
                 .into())
             }
         }
@@ -216,6 +222,7 @@ where
         let sources = Sources {
             fetcher: self.fetcher,
             cache: self.jwks_cache,
+            urls: self.urls,
             allow_http_loopback: self.settings.allow_http_loopback,
         };
         let url = self
@@ -279,8 +286,9 @@ where
                 Err(error) => {
                     last = Rejection::new(
                         Reason::KeyMismatch,
-                        format!("the issuer's key cannot be used: {}", error.0),
+                        format!("the issuer's key cannot verify {}", token.alg.name()),
                     )
+                    .with_detail(format!("Web Crypto refused the key: {}", error.0))
                 }
             }
         }
@@ -337,6 +345,52 @@ fn storage(error: crate::accounts::store::StoreError) -> ExchangeError {
     ExchangeError::Storage(error.to_string())
 }
 
+impl<K, J, F, V, S, E> Exchange<'_, K, J, F, V, S, E>
+where
+    K: KeyValueStore,
+    J: KeyValueStore,
+    F: KeySetFetcher,
+    V: SignatureVerifier,
+    S: Signer,
+    E: Entropy,
+{
+    /// Step 9, second half: an account for exactly this (`iss`, `sub`) that is disabled blocks
+    /// the subject, even when `client_id` named another account whose pattern matches it (an
+    /// administrator who disabled `repo:acme/legacy` meant that workload). Only a `client_id`
+    /// can choose past the exact account, so only then is there anything to look up.
+    async fn check_subject_not_blocked(
+        &self,
+        account: &Account,
+        identity: &Identity,
+    ) -> Result<(), ExchangeError> {
+        if account.fields.subject == SubjectRule::Exact(identity.sub.clone()) {
+            return Ok(());
+        }
+        let store = AccountStore::cached(self.accounts);
+        let rule = SubjectRule::Exact(identity.sub.clone());
+        let entries = store.candidates(&identity.iss).await.map_err(storage)?;
+        for entry in entries.iter().filter(|entry| entry.subject == rule) {
+            let Some(exact) = store.get(&entry.id).await.map_err(storage)? else {
+                continue;
+            };
+            if exact.fields.issuer_url == identity.iss
+                && exact.fields.subject == rule
+                && !exact.fields.enabled
+            {
+                return Err(Rejection::new(
+                    Reason::AccountDisabled,
+                    format!(
+                        "service account {} for exactly sub {:?} is disabled, which blocks this subject whatever client_id names",
+                        exact.id, identity.sub
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Step 9: a disabled account exchanges nothing.
 pub fn check_enabled(account: &Account) -> Result<(), Rejection> {
     if account.fields.enabled {
@@ -348,14 +402,16 @@ pub fn check_enabled(account: &Account) -> Result<(), Rejection> {
     )
 }
 
-/// Step 10: the requested scopes, each one the account's; none requested: all of them.
+/// Step 10: the requested scopes, each one the account's; none requested, or an Entra-style
+/// `<resource>/.default` among them: all of them.
 pub fn grant_scope(account: &Account, requested: Option<&str>) -> Result<String, Rejection> {
     let requested: Vec<&str> = requested
         .unwrap_or("")
         .split(' ')
         .filter(|scope| !scope.is_empty())
         .collect();
-    if requested.is_empty() {
+    // Entra clients always ask for `<resource>/.default`: "whatever this client was granted".
+    if requested.is_empty() || requested.iter().any(|scope| scope.ends_with("/.default")) {
         return Ok(account.fields.scopes.join(" "));
     }
     let mut granted: Vec<&str> = Vec::new();

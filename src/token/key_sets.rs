@@ -1,4 +1,4 @@
-//! Issuer key sets and OIDC discovery, cached in isolate memory and in `JWKS_CACHE`.
+//! Issuer key sets (JWKS) and OIDC discovery, cached in isolate memory and in `JWKS_CACHE`.
 //!
 //! | cache | key | value | fresh for | kept |
 //! |---|---|---|---|---|
@@ -6,11 +6,17 @@
 //! | `JWKS_CACHE` | `jwks:{sha256(url)}` | `{url, fetchedAt, freshUntil, value: {keys}}` | same | freshness + 24 h (KV TTL) |
 //! | isolate memory | issuer URL | discovered `jwks_uri` | discovery response `max-age`, clamped | for the isolate's life |
 //! | `JWKS_CACHE` | `oidc:{sha256(issuerURL)}` | `{url, fetchedAt, freshUntil, value: {issuer, jwks_uri}}` | same | freshness + 24 h |
+//! | isolate memory | URL | the last failed fetch | 30 s | until it cools down |
 //!
-//! A fresh set in memory costs nothing: no KV read, no subrequest, no KV write. `JWKS_CACHE` is
-//! written in the background (the answer does not wait for KV's write). A stale one is
-//! refetched; if that fails, the last good set serves for up to 24 h past its freshness
-//! (stale-if-error). An unknown `kid` refetches once, at most every 30 s per URL.
+//! A fresh document in memory costs nothing: no KV read, no subrequest, no KV write.
+//! `JWKS_CACHE` is written in the background (the answer does not wait for KV's write). A stale
+//! document is refetched; if that fails, the last good one serves for up to 24 h past its
+//! freshness (stale-if-error). A failed fetch is remembered for 30 s, so an issuer that is down
+//! costs one fetch per URL and isolate per 30 s, not one per request. An unknown `kid`
+//! refetches once, at most every 30 s per URL (like panva/jose's remote JWKS).
+//!
+//! What failed is said in two ways: the client hears only that the issuer's keys could not be
+//! had; the URL and the issuer's answer go to the rejection's `detail` (log line, dry run).
 //! No clock here: `now` (seconds) is passed in. I/O only through the traits handed in.
 
 use std::cell::RefCell;
@@ -25,7 +31,7 @@ use sha2::{Digest, Sha256};
 use super::keys::{parse_key_set, KeySet};
 use super::reason::{Reason, Rejection};
 use crate::json::parse_strict;
-use crate::ports::{FetchError, KeySetFetcher, KeyValueStore};
+use crate::ports::{FetchError, KeySetFetcher, KeyValueStore, UrlParser};
 use crate::url::normalize_url;
 
 /// Freshness bounds of a fetched document, in seconds (SPEC.md): an issuer's `max-age` is
@@ -41,6 +47,10 @@ pub const STALE_IF_ERROR_SECONDS: i64 = 86_400;
 /// stream of tokens with random `kid`s must not turn into a stream of subrequests.
 pub const REFETCH_COOLDOWN_SECONDS: i64 = 30;
 
+/// How long a failed fetch is remembered (SPEC.md): an issuer that is down is asked again after
+/// this, not on every anonymous request (each of which could otherwise cost 4 hops of 5 s).
+pub const FAILURE_COOLDOWN_SECONDS: i64 = 30;
+
 /// Largest document accepted, in bytes (SPEC.md). Google's JWKS is ~1.5 KiB; 100 RSA-4096 keys
 /// with certificates stay under 256 KiB.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -48,6 +58,11 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// `JWKS_CACHE` key prefixes.
 pub const JWKS_PREFIX: &str = "jwks:";
 pub const DISCOVERY_PREFIX: &str = "oidc:";
+
+/// What a client is told when an issuer's keys cannot be had: nothing of the issuer's answer.
+const UNAVAILABLE: &str = "the issuer's keys could not be fetched; try again later";
+const INVALID: &str =
+    "the issuer's keys could not be used: it does not publish a usable key set; try again later";
 
 /// Parses a fetched (or stored) document into its in-memory form and the JSON kept in KV.
 type Parse<'p, T> = &'p dyn Fn(&[u8]) -> Result<(T, Value), String>;
@@ -68,6 +83,31 @@ impl<T> Clone for Cached<T> {
     }
 }
 
+impl<T> Cached<T> {
+    /// Within the issuer's own freshness: used without asking anyone.
+    fn is_fresh(&self, now: i64) -> bool {
+        now < self.fresh_until
+    }
+
+    /// Past its freshness but young enough to serve while the issuer cannot be reached.
+    fn is_stale_usable(&self, now: i64) -> bool {
+        now < self.fresh_until + STALE_IF_ERROR_SECONDS
+    }
+}
+
+/// A fetch that failed, remembered so the URL is not fetched again at once.
+#[derive(Debug, Clone)]
+struct Failure {
+    at: i64,
+    rejection: Rejection,
+}
+
+impl Failure {
+    fn is_cooling_down(&self, now: i64) -> bool {
+        now - self.at < FAILURE_COOLDOWN_SECONDS
+    }
+}
+
 /// A document as kept in `JWKS_CACHE`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,20 +118,57 @@ struct Stored {
     value: Value,
 }
 
+/// One kind of document kept in isolate memory, by name.
+#[derive(Debug)]
+struct Shelf<T> {
+    documents: RefCell<HashMap<String, Cached<T>>>,
+}
+
+impl<T> Default for Shelf<T> {
+    fn default() -> Self {
+        Self {
+            documents: RefCell::default(),
+        }
+    }
+}
+
+impl<T> Shelf<T> {
+    fn get(&self, name: &str) -> Option<Cached<T>> {
+        self.documents.borrow().get(name).cloned()
+    }
+
+    fn put(&self, name: &str, cached: Cached<T>) {
+        self.documents.borrow_mut().insert(name.to_owned(), cached);
+    }
+}
+
 /// The isolate's key sets and discovered JWKS URIs. Lives as long as the isolate.
 #[derive(Debug, Default)]
 pub struct KeySets {
-    sets: RefCell<HashMap<String, Cached<KeySet>>>,
-    jwks_uris: RefCell<HashMap<String, Cached<String>>>,
+    sets: Shelf<KeySet>,
+    jwks_uris: Shelf<String>,
     /// When each URL was last refetched for an unknown `kid` (any outcome), for the cooldown.
     last_refetch: RefCell<HashMap<String, i64>>,
+    /// The last failed fetch of each URL.
+    failures: RefCell<HashMap<String, Failure>>,
 }
 
 /// Where a key set comes from, and the services to get it.
 pub struct Sources<'a, F: KeySetFetcher, K: KeyValueStore> {
     pub fetcher: &'a F,
     pub cache: &'a K,
+    pub urls: &'a dyn UrlParser,
     pub allow_http_loopback: bool,
+}
+
+/// One document to find: which shelf and KV prefix, its name there, where to fetch it, how
+/// to parse it.
+struct Wanted<'a, T> {
+    shelf: &'a Shelf<T>,
+    prefix: &'static str,
+    name: &'a str,
+    url: &'a str,
+    parse: Parse<'a, T>,
 }
 
 impl KeySets {
@@ -114,20 +191,17 @@ impl KeySets {
             "{}/.well-known/openid-configuration",
             issuer_url.trim_end_matches('/')
         );
-        let parse =
-            |body: &[u8]| discovered_jwks_uri(body, issuer_url, sources.allow_http_loopback);
-        let uri = self
-            .document(
-                &self.jwks_uris,
-                DISCOVERY_PREFIX,
-                issuer_url,
-                &discovery_url,
-                sources,
-                now,
-                false,
-                &parse,
-            )
-            .await?;
+        let parse = |body: &[u8]| {
+            discovered_jwks_uri(body, issuer_url, sources.allow_http_loopback, sources.urls)
+        };
+        let wanted = Wanted {
+            shelf: &self.jwks_uris,
+            prefix: DISCOVERY_PREFIX,
+            name: issuer_url,
+            url: &discovery_url,
+            parse: &parse,
+        };
+        let uri = self.find(wanted, sources, now).await?;
         Ok((*uri).clone())
     }
 
@@ -138,111 +212,149 @@ impl KeySets {
         sources: &Sources<'_, F, K>,
         now: i64,
     ) -> Result<Rc<KeySet>, Rejection> {
-        self.document(
-            &self.sets,
-            JWKS_PREFIX,
-            url,
-            url,
-            sources,
-            now,
-            false,
-            &parse_stored_key_set,
-        )
-        .await
+        self.find(self.wanted_set(url), sources, now).await
     }
 
     /// For an unknown `kid`: the key set fetched anew, unless `url` was already refetched for
-    /// an unknown `kid` in the last [`REFETCH_COOLDOWN_SECONDS`] (then `None`). A failed
-    /// refetch is an error; the caller still holds the set it had.
+    /// an unknown `kid` in the last [`REFETCH_COOLDOWN_SECONDS`], or its last fetch failed in
+    /// the last [`FAILURE_COOLDOWN_SECONDS`] (then `None`). A failed refetch is an error; the
+    /// caller still holds the set it had.
     pub async fn refetch<F: KeySetFetcher, K: KeyValueStore>(
         &self,
         url: &str,
         sources: &Sources<'_, F, K>,
         now: i64,
     ) -> Result<Option<Rc<KeySet>>, Rejection> {
-        let last = self.last_refetch.borrow().get(url).copied();
-        if last.is_some_and(|last| now - last < REFETCH_COOLDOWN_SECONDS) {
+        let refetched_lately = self
+            .last_refetch
+            .borrow()
+            .get(url)
+            .is_some_and(|&last| now - last < REFETCH_COOLDOWN_SECONDS);
+        if refetched_lately || self.failure(url, now).is_some() {
             return Ok(None);
         }
         self.last_refetch.borrow_mut().insert(url.to_owned(), now);
-        self.document(
-            &self.sets,
-            JWKS_PREFIX,
-            url,
-            url,
-            sources,
-            now,
-            true,
-            &parse_stored_key_set,
-        )
-        .await
-        .map(Some)
+        let wanted = self.wanted_set(url);
+        let (value, fetched) = self.fetch(&wanted, sources, now).await?;
+        Ok(Some(self.keep(&wanted, sources, value, fetched)))
     }
 
-    /// The cache walk shared by key sets and discovery documents: memory, then KV, then fetch,
-    /// falling back to a stale copy when the fetch fails.
-    #[allow(clippy::too_many_arguments)]
-    async fn document<T, F: KeySetFetcher, K: KeyValueStore>(
-        &self,
-        memory: &RefCell<HashMap<String, Cached<T>>>,
-        prefix: &str,
-        name: &str,
-        url: &str,
-        sources: &Sources<'_, F, K>,
-        now: i64,
-        force: bool,
-        parse: Parse<'_, T>,
-    ) -> Result<Rc<T>, Rejection> {
-        let mut stale: Option<Cached<T>> = None;
-        if let Some(cached) = memory.borrow().get(name) {
-            if now < cached.fresh_until && !force {
-                return Ok(cached.value.clone());
-            }
-            stale = Some(cached.clone());
-        }
-        let kv_key = cache_key(prefix, name);
-        if !force {
-            // A KV failure is no reason to fail the exchange: fall through to fetching.
-            if let Ok(Some(text)) = sources.cache.get(&kv_key).await {
-                if let Some(cached) = from_stored(&text, url, parse) {
-                    memory.borrow_mut().insert(name.to_owned(), cached.clone());
-                    if now < cached.fresh_until {
-                        return Ok(cached.value);
-                    }
-                    stale = Some(cached);
-                }
-            }
-        }
-        match fetch(url, sources, parse).await {
-            Ok((value, stored_value, max_age)) => {
-                let fresh_until = now + max_age;
-                let cached = Cached {
-                    value: Rc::new(value),
-                    fresh_until,
-                };
-                memory.borrow_mut().insert(name.to_owned(), cached.clone());
-                let record = Stored {
-                    url: url.to_owned(),
-                    fetched_at: now,
-                    fresh_until,
-                    value: stored_value,
-                };
-                if let Ok(text) = serde_json::to_string(&record) {
-                    let ttl = (max_age + STALE_IF_ERROR_SECONDS) as u64;
-                    // Best effort, and not waited for: the exchange neither fails nor waits
-                    // because of the shared cache (a KV write takes far longer than a read).
-                    sources.cache.put_in_background(&kv_key, text, Some(ttl));
-                }
-                Ok(cached.value)
-            }
-            Err(rejection) => match stale {
-                Some(stale) if now < stale.fresh_until + STALE_IF_ERROR_SECONDS && !force => {
-                    Ok(stale.value)
-                }
-                _ => Err(rejection),
-            },
+    fn wanted_set<'a>(&'a self, url: &'a str) -> Wanted<'a, KeySet> {
+        Wanted {
+            shelf: &self.sets,
+            prefix: JWKS_PREFIX,
+            name: url,
+            url,
+            parse: &parse_stored_key_set,
         }
     }
+
+    /// The cache walk shared by key sets and discovery documents: memory, then KV, then fetch
+    /// (unless the URL failed lately), falling back to a stale copy when the fetch fails.
+    async fn find<T, F: KeySetFetcher, K: KeyValueStore>(
+        &self,
+        wanted: Wanted<'_, T>,
+        sources: &Sources<'_, F, K>,
+        now: i64,
+    ) -> Result<Rc<T>, Rejection> {
+        let mut stale = wanted.shelf.get(wanted.name);
+        if let Some(cached) = stale.as_ref().filter(|cached| cached.is_fresh(now)) {
+            return Ok(cached.value.clone());
+        }
+        // A KV failure is no reason to fail the exchange: fall through to fetching.
+        let kv_key = cache_key(wanted.prefix, wanted.name);
+        if let Ok(Some(text)) = sources.cache.get(&kv_key).await {
+            if let Some(cached) = from_stored(&text, wanted.url, wanted.parse) {
+                wanted.shelf.put(wanted.name, cached.clone());
+                if cached.is_fresh(now) {
+                    return Ok(cached.value);
+                }
+                stale = Some(cached);
+            }
+        }
+        let stale = stale.filter(|cached| cached.is_stale_usable(now));
+        if let Some(failure) = self.failure(wanted.url, now) {
+            return stale.map(|cached| cached.value).ok_or(failure.rejection);
+        }
+        match self.fetch(&wanted, sources, now).await {
+            Ok((value, fetched)) => Ok(self.keep(&wanted, sources, value, fetched)),
+            Err(rejection) => stale.map(|cached| cached.value).ok_or(rejection),
+        }
+    }
+
+    /// The failure of `url` that is still cooling down, if any.
+    fn failure(&self, url: &str, now: i64) -> Option<Failure> {
+        self.failures
+            .borrow()
+            .get(url)
+            .filter(|failure| failure.is_cooling_down(now))
+            .cloned()
+    }
+
+    /// Fetches and parses a document, remembering a failure; returns it (with its form for KV)
+    /// and when it was fetched for how long.
+    async fn fetch<T, F: KeySetFetcher, K: KeyValueStore>(
+        &self,
+        wanted: &Wanted<'_, T>,
+        sources: &Sources<'_, F, K>,
+        now: i64,
+    ) -> Result<((T, Value), Fetch), Rejection> {
+        match fetch(wanted.url, sources.fetcher, wanted.parse).await {
+            Ok((parsed, max_age)) => {
+                self.failures.borrow_mut().remove(wanted.url);
+                Ok((parsed, Fetch { at: now, max_age }))
+            }
+            Err(rejection) => {
+                let failure = Failure {
+                    at: now,
+                    rejection: rejection.clone(),
+                };
+                self.failures
+                    .borrow_mut()
+                    .insert(wanted.url.to_owned(), failure);
+                Err(rejection)
+            }
+        }
+    }
+
+    /// Keeps a fetched document in memory, and in `JWKS_CACHE` in the background.
+    fn keep<T, F: KeySetFetcher, K: KeyValueStore>(
+        &self,
+        wanted: &Wanted<'_, T>,
+        sources: &Sources<'_, F, K>,
+        (value, stored_value): (T, Value),
+        fetched: Fetch,
+    ) -> Rc<T> {
+        let cached = Cached {
+            value: Rc::new(value),
+            fresh_until: fetched.at + fetched.max_age,
+        };
+        wanted.shelf.put(wanted.name, cached.clone());
+        let record = Stored {
+            url: wanted.url.to_owned(),
+            fetched_at: fetched.at,
+            fresh_until: cached.fresh_until,
+            value: stored_value,
+        };
+        if let Ok(text) = serde_json::to_string(&record) {
+            let ttl = (fetched.max_age + STALE_IF_ERROR_SECONDS) as u64;
+            // Best effort, and not waited for: the exchange neither fails nor waits because of
+            // the shared cache (a KV write takes far longer than a read).
+            sources.cache.put_in_background(
+                &cache_key(wanted.prefix, wanted.name),
+                text,
+                Some(ttl),
+            );
+        }
+        cached.value
+    }
+}
+
+/// When a document was fetched, and for how many seconds it is fresh.
+#[derive(Debug, Clone, Copy)]
+struct Fetch {
+    at: i64,
+    max_age: i64,
 }
 
 fn cache_key(prefix: &str, name: &str) -> String {
@@ -266,19 +378,18 @@ fn from_stored<T>(text: &str, url: &str, parse: Parse<'_, T>) -> Option<Cached<T
     })
 }
 
-/// Fetches and parses a document; returns it, its form for KV, and its freshness in seconds.
-async fn fetch<T, F: KeySetFetcher, K: KeyValueStore>(
+/// Fetches and parses a document; returns it with its form for KV, and its freshness in
+/// seconds.
+async fn fetch<T, F: KeySetFetcher>(
     url: &str,
-    sources: &Sources<'_, F, K>,
+    fetcher: &F,
     parse: Parse<'_, T>,
-) -> Result<(T, Value, i64), Rejection> {
+) -> Result<((T, Value), i64), Rejection> {
     let unavailable = |why: String| {
-        Rejection::new(
-            Reason::JwksUnavailable,
-            format!("fetching {url} failed: {why}"),
-        )
+        Rejection::new(Reason::JwksUnavailable, UNAVAILABLE)
+            .with_detail(format!("fetching {url} failed: {why}"))
     };
-    let fetched = sources.fetcher.fetch(url).await.map_err(|error| {
+    let fetched = fetcher.fetch(url).await.map_err(|error| {
         unavailable(match error {
             FetchError::Timeout => "no answer within 5 s".into(),
             FetchError::TooLarge => format!("the body is larger than {MAX_DOCUMENT_BYTES} bytes"),
@@ -294,10 +405,11 @@ async fn fetch<T, F: KeySetFetcher, K: KeyValueStore>(
             "the body is larger than {MAX_DOCUMENT_BYTES} bytes"
         )));
     }
-    let (value, stored) = parse(&fetched.body).map_err(|why| {
-        Rejection::new(Reason::JwksInvalid, format!("{url} is not usable: {why}"))
+    let parsed = parse(&fetched.body).map_err(|why| {
+        Rejection::new(Reason::JwksInvalid, INVALID)
+            .with_detail(format!("{url} is not usable: {why}"))
     })?;
-    Ok((value, stored, freshness(fetched.cache_control.as_deref())))
+    Ok((parsed, freshness(fetched.cache_control.as_deref())))
 }
 
 /// Seconds a response stays fresh: its `max-age`, clamped; [`DEFAULT_FRESH_SECONDS`] without.
@@ -327,6 +439,7 @@ fn discovered_jwks_uri(
     body: &[u8],
     issuer_url: &str,
     allow_http_loopback: bool,
+    urls: &dyn UrlParser,
 ) -> Result<(String, Value), String> {
     let document = parse_strict(body, 32)
         .map_err(|error| format!("the discovery document is not JSON: {error}"))?;
@@ -343,7 +456,7 @@ fn discovered_jwks_uri(
         .get("jwks_uri")
         .and_then(Value::as_str)
         .ok_or("the discovery document has no jwks_uri")?;
-    let jwks_uri = normalize_url(jwks_uri, allow_http_loopback)
+    let jwks_uri = normalize_url(jwks_uri, allow_http_loopback, urls)
         .map_err(|problem| format!("the discovery document's jwks_uri is refused: {problem}"))?;
     // Stored in the same shape it is read back from.
     let stored = json!({ "issuer": issuer, "jwks_uri": jwks_uri });

@@ -12,6 +12,15 @@ use crate::json::parse_strict;
 /// Keys kept from a set: the first 100, as Entra does. More is a misconfigured issuer.
 pub const MAX_KEYS: usize = 100;
 
+/// Most keys a token without `kid` is tried against (SPEC.md). Each try is a signature
+/// verification an anonymous caller makes us pay for: 100 P-521 keys cost 130 ms, and issuers
+/// that omit `kid` publish one or two keys (one more while they rotate).
+pub const MAX_KEYS_WITHOUT_KID: usize = 3;
+
+/// The JWK `use` values that allow verifying a signature: RFC 7517's `sig`, and SPIFFE's
+/// `jwt-svid` (a trust bundle marks its JWT-SVID keys so).
+pub const SIGNING_USES: &[&str] = &["sig", "jwt-svid"];
+
 /// RSA modulus sizes accepted, in bits (SPEC.md): below 2048 is breakable, above 4096 is a
 /// verification-cost attack.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -200,8 +209,10 @@ pub fn misfit(key: &IssuerKey, alg: Alg) -> Option<String> {
         }
     }
     if let Some(key_use) = &key.key_use {
-        if key_use != "sig" {
-            return Some(format!("the key is marked use {key_use:?}, not \"sig\""));
+        if !SIGNING_USES.contains(&key_use.as_str()) {
+            return Some(format!(
+                "the key is marked use {key_use:?}, not \"sig\" or \"jwt-svid\""
+            ));
         }
     }
     if let Some(ops) = &key.key_ops {
@@ -228,9 +239,14 @@ fn describe_need(need: KeyNeed) -> String {
     }
 }
 
-/// The keys a token with `alg` and `kid` may be verified with (SPEC.md step 3).
+/// The keys a token with `alg` and `kid` may be verified with (SPEC.md step 3): with a `kid`,
+/// the first key of that `kid` that fits `alg`; without, at most [`MAX_KEYS_WITHOUT_KID`] keys
+/// that fit it, a key published twice counted once. Each is one signature verification, so
+/// an anonymous caller gets at most that many.
+///
 /// `unknown_key` when the set has no such `kid` (or, without a `kid`, no key of the kind),
-/// `key_mismatch` when the `kid` names keys that do not fit `alg`.
+/// `key_mismatch` when the `kid` names keys that do not fit `alg`. The descriptions name only
+/// the token's `kid` and `alg`; why the key does not fit is the `detail`.
 pub fn select<'a>(
     set: &'a KeySet,
     alg: Alg,
@@ -238,37 +254,39 @@ pub fn select<'a>(
 ) -> Result<Vec<&'a IssuerKey>, Rejection> {
     match kid {
         Some(kid) => {
-            let named: Vec<&'a IssuerKey> = set
+            let mut named = set
                 .keys
                 .iter()
                 .filter(|key| key.kid.as_deref() == Some(kid))
-                .collect();
-            if named.is_empty() {
+                .peekable();
+            let Some(&first) = named.peek() else {
                 return reject(
                     Reason::UnknownKey,
                     format!("the issuer's key set has no key with kid {kid:?}"),
                 );
-            }
-            let fitting: Vec<&'a IssuerKey> = named
-                .iter()
-                .copied()
-                .filter(|key| misfit(key, alg).is_none())
-                .collect();
-            if fitting.is_empty() {
-                let why = misfit(named[0], alg).unwrap_or_default();
-                return reject(
+            };
+            match named.find(|key| misfit(key, alg).is_none()) {
+                Some(key) => Ok(vec![key]),
+                None => Err(Rejection::new(
                     Reason::KeyMismatch,
-                    format!("key {kid:?} cannot verify {}: {why}", alg.name()),
-                );
+                    format!("the issuer's key {kid:?} cannot verify {}", alg.name()),
+                )
+                .with_detail(misfit(first, alg).unwrap_or_default())),
             }
-            Ok(fitting)
         }
         None => {
-            let fitting: Vec<&IssuerKey> = set
-                .keys
-                .iter()
-                .filter(|key| misfit(key, alg).is_none())
-                .collect();
+            let mut fitting: Vec<&IssuerKey> = Vec::with_capacity(MAX_KEYS_WITHOUT_KID);
+            for key in set.keys.iter().filter(|key| misfit(key, alg).is_none()) {
+                if fitting.len() == MAX_KEYS_WITHOUT_KID {
+                    break;
+                }
+                if !fitting
+                    .iter()
+                    .any(|seen| seen.public_jwk_text == key.public_jwk_text)
+                {
+                    fitting.push(key);
+                }
+            }
             if fitting.is_empty() {
                 return reject(
                     Reason::UnknownKey,

@@ -67,10 +67,16 @@ impl fmt::Display for Reason {
 }
 
 /// A token judged and refused: the reason, and exactly what failed in words.
+///
+/// Two audiences: `description` is what the client is told, and until the signature has
+/// verified it may repeat only the token's own values (SPEC.md) — anyone can send a token.
+/// `detail` is what only the operator sees, in the log line and the admin's dry run: the
+/// account's configured values, URLs, what an issuer answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub reason: Reason,
     pub description: String,
+    pub detail: Option<String>,
 }
 
 impl Rejection {
@@ -78,7 +84,15 @@ impl Rejection {
         Self {
             reason,
             description: description.into(),
+            detail: None,
         }
+    }
+
+    /// Adds what only the operator may see.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 }
 

@@ -3,6 +3,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
 
 const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
@@ -163,6 +164,83 @@ describe("admin API", () => {
       assert.equal(error.field, field, JSON.stringify(error));
       assert.ok(error.error_description.length > 0);
     }
+  });
+
+  test("broad subject patterns are refused: a literal prefix of 8+ characters with ':' or '/' is needed", async () => {
+    for (const pattern of ["*:*", "r*", "*/*", "*o*", "*", "repo:ab*", "repository*"]) {
+      const { status, body } = await admin(COLLECTION, { method: "POST", body: account({ subject: undefined, subjectPattern: pattern }) });
+      assert.equal(status, 400, `${pattern}: ${JSON.stringify(body)}`);
+      assert.equal(body.field, "subjectPattern");
+      assert.match(body.error_description, /too broad/);
+    }
+    const { status, body } = await admin(COLLECTION, { method: "POST", body: account({ subject: undefined, subjectPattern: "repo:acme/*" }) });
+    assert.equal(status, 201, JSON.stringify(body));
+    await admin(`${COLLECTION}/${body.id}`, { method: "DELETE" });
+  });
+
+  test("names with bidirectional overrides or zero-width characters are refused", async () => {
+    for (const name of ["deploy\u202Eniam", "dep\u200Bloy", "\u2066prod\u2069", "x\uFEFF"]) {
+      const { status, body } = await admin(COLLECTION, { method: "POST", body: account({ name: JSON.parse(`"${name}"`) }) });
+      assert.equal(status, 400, name);
+      assert.equal(body.field, "name");
+      assert.match(body.error_description, /format characters/);
+    }
+  });
+
+  test("URLs are stored as the runtime's URL parser (what fetch uses) serialises them: the table of tests/vectors/urls.json", async () => {
+    const { normalize } = JSON.parse(readFileSync(new URL("../vectors/urls.json", import.meta.url), "utf8"));
+    let n = 0;
+    for (const { input, loopback, stored, error } of normalize) {
+      if (loopback) continue; // this worker has ALLOW_HTTP_LOOPBACK=false; the loopback rows run below
+      const { status, body } = await admin(COLLECTION, {
+        method: "POST",
+        body: account({ issuerURL: input, subject: `repo:acme/url-${n++}` }),
+      });
+      if (stored !== undefined) {
+        assert.equal(status, 201, `${input}: ${JSON.stringify(body)}`);
+        assert.equal(body.issuerURL, stored, input);
+        await admin(`${COLLECTION}/${body.id}`, { method: "DELETE" });
+      } else {
+        assert.equal(status, 400, `${input} (${error}): ${JSON.stringify(body)}`);
+        assert.equal(body.field, "issuerURL");
+      }
+    }
+  });
+
+  test("a list page holds at most 4 MiB of accounts, and paging still reaches every one", async () => {
+    // Accounts of ~39 KiB each (the longest applications, owner and claims): 120 are ~4.6 MiB.
+    const big = (i) =>
+      account({
+        name: `big ${i}`,
+        subject: `repo:acme/big-${String(i).padStart(3, "0")}`,
+        applications: Array.from({ length: 100 }, (_, j) => `app-${j}-${"x".repeat(590 - 10)}`.slice(0, 256)),
+        owner: "o".repeat(1024),
+        claims: Object.fromEntries(Array.from({ length: 20 }, (_, j) => [`claim${j}`, "c".repeat(600)])),
+      });
+    const ids = [];
+    for (let i = 0; i < 120; i++) {
+      const { status, body } = await admin(COLLECTION, { method: "POST", body: big(i) });
+      assert.equal(status, 201, JSON.stringify(body).slice(0, 300));
+      ids.push(body.id);
+    }
+    const seen = new Set();
+    let cursor = null;
+    let pages = 0;
+    do {
+      const response = await worker.fetch(`${COLLECTION}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      const text = await response.text();
+      assert.equal(response.status, 200);
+      assert.ok(Buffer.byteLength(text) <= 4 * 1024 * 1024 + 1024, `page of ${Buffer.byteLength(text)} bytes`);
+      const body = JSON.parse(text);
+      for (const { id } of body.serviceAccounts) seen.add(id);
+      cursor = body.nextCursor;
+      pages++;
+    } while (cursor);
+    assert.ok(pages >= 2, `120 accounts of ~39 KiB need 2+ pages, took ${pages}`);
+    for (const id of ids) assert.ok(seen.has(id), `${id} listed`);
+    for (const id of ids) await admin(`${COLLECTION}/${id}`, { method: "DELETE" });
   });
 
   test("malformed JSON is a 400 with field null", async () => {

@@ -4,6 +4,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import { createHmac, createPublicKey, generateKeyPairSync, sign as nodeSign, webcrypto } from "node:crypto";
 import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
 import { newKey, now, sign, startIdp } from "./idp.mjs";
@@ -200,5 +201,254 @@ describe("attacks on the token endpoint", () => {
 
   test("the attacker's server was never contacted", () => {
     assert.equal(attackerHits, 0);
+  });
+});
+
+// The holes a red-team review found in the service's own logic (issue 12), each shown refused.
+describe("attacks on the service's own logic", () => {
+  const ISSUER = "https://sts.example.com";
+  let worker;
+  let idp;
+  let key;
+
+  const admin = (path, method = "GET", body) =>
+    worker.json(path, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const exchange = (assertion, extra = {}) =>
+    worker.json("/oauth2/token", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: JWT_BEARER, assertion, ...extra }).toString(),
+    });
+  /** An issuer of its own on the local IdP's port, serving `keys` at /{name}/jwks. */
+  async function issuerWith(name, keys, rule = { subject: SUBJECT }) {
+    const issuerURL = `${base}/${name}`;
+    served[name] = keys;
+    const created = await admin("/v1/serviceaccounts", "POST", {
+      name,
+      scopes: ["certificate-issuance"],
+      issuerURL,
+      jwksURI: `${base}/${name}/jwks`,
+      audience: AUDIENCE,
+      ...rule,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return { issuerURL, id: created.body.id };
+  }
+  const served = {}; // issuer name → published JWKs
+  let jwksServer;
+  let base;
+
+  before(async () => {
+    idp = await startIdp(); // for its claims(); the issuers are served by jwksServer below
+    key = await newKey("ES256", "own-logic");
+    // A server for issuers with hand-made key sets.
+    jwksServer = http.createServer((request, response) => {
+      const name = request.url.split("/")[1];
+      response.setHeader("content-type", "application/json");
+      response.end(JSON.stringify({ keys: served[name] ?? [] }));
+    });
+    await new Promise((resolve) => jwksServer.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${jwksServer.address().port}`;
+    worker = await startWorker({
+      ...DEFAULT_VARS,
+      ISSUER,
+      ALLOW_HTTP_LOOPBACK: "true",
+      SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }),
+      ADMIN_TOKEN,
+    });
+  });
+  after(async () => {
+    await worker?.dispose();
+    await idp?.close();
+    await new Promise((resolve) => jwksServer?.close(resolve));
+  });
+
+  test("a 64 KiB form of 16,000 parameters is refused at once, as is an admin query of 33", async () => {
+    const names = Array.from({ length: 16_000 }, (_, i) => `p${i}=`).join("&");
+    const { status, body } = await worker.json("/oauth2/token", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `grant_type=${JWT_BEARER}&assertion=x&${names}`.slice(0, 64 * 1024),
+    });
+    assert.equal(status, 400);
+    assert.equal(body.error, "invalid_request");
+    assert.match(body.error_description, /more than 32 parameters/);
+    const query = Array.from({ length: 33 }, (_, i) => `p${i}=1`).join("&");
+    const list = await admin(`/v1/serviceaccounts?${query}`);
+    assert.equal(list.status, 400);
+    assert.match(list.body.error_description, /more than 32 parameters/);
+  });
+
+  test("the Host header does not choose the minted iss and aud: ISSUER does", async () => {
+    const { issuerURL } = await issuerWith("hosted", [key.publicJwk]);
+    const token = await sign(key, { ...idp.claims(), iss: issuerURL });
+    const body = new URLSearchParams({ grant_type: JWT_BEARER, assertion: token }).toString();
+    const port = new URL(worker.url).port;
+    const answer = await new Promise((resolve, reject) => {
+      const request = http.request(
+        { host: "127.0.0.1", port, path: "/oauth2/token", method: "POST", headers: { host: "api.victim.example", "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) } },
+        (response) => {
+          let text = "";
+          response.on("data", (chunk) => (text += chunk));
+          response.on("end", () => resolve({ status: response.statusCode, body: JSON.parse(text) }));
+        },
+      );
+      request.on("error", reject);
+      request.end(body);
+    });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const claims = JSON.parse(Buffer.from(answer.body.access_token.split(".")[1], "base64url"));
+    assert.equal(claims.iss, ISSUER);
+    assert.equal(claims.aud, ISSUER);
+  });
+
+  test("ambiguous_account names no other account", async () => {
+    const a = await issuerWith("ambiguous", [key.publicJwk], { subjectPattern: "repo:acme/app:*" });
+    const second = await admin("/v1/serviceaccounts", "POST", {
+      name: "ambiguous-2",
+      scopes: ["certificate-issuance"],
+      issuerURL: a.issuerURL,
+      jwksURI: `${a.issuerURL}/jwks`,
+      audience: AUDIENCE,
+      subjectPattern: "repo:acme/*",
+    });
+    assert.equal(second.status, 201);
+    const { status, body } = await exchange(await sign(key, { ...idp.claims(), iss: a.issuerURL }));
+    assert.equal(body.reason, "ambiguous_account", JSON.stringify(body));
+    assert.equal(status, 400);
+    assert.ok(!body.error_description.includes(a.id) && !body.error_description.includes(second.body.id), body.error_description);
+  });
+
+  test("a token without kid is tried against at most 3 keys: a fourth is never reached", async () => {
+    const others = await Promise.all([1, 2, 3].map((n) => newKey("ES512", `decoy-${n}`)));
+    const real = await newKey("ES512", "real");
+    const strip = ({ kid, ...jwk }) => jwk;
+    const behind = await issuerWith("kidless4", [...others.map((k) => strip(k.publicJwk)), strip(real.publicJwk)]);
+    const token = (issuerURL) => sign(real, { ...idp.claims(), iss: issuerURL }, { kid: null });
+    const refused = await exchange(await token(behind.issuerURL));
+    assert.equal(refused.body.reason, "bad_signature", JSON.stringify(refused.body));
+    const third = await issuerWith("kidless3", [...others.slice(0, 2).map((k) => strip(k.publicJwk)), strip(real.publicJwk)]);
+    assert.equal((await exchange(await token(third.issuerURL))).status, 200);
+    // One key published 100 times is one key.
+    const repeated = await issuerWith("kidless-repeated", [...Array(99).fill(strip(others[0].publicJwk)), strip(real.publicJwk)]);
+    assert.equal((await exchange(await token(repeated.issuerURL))).status, 200);
+  });
+
+  test("of several keys with one kid, only the first is used", async () => {
+    const first = await newKey("ES256", "same");
+    const second = await newKey("ES256", "same");
+    const { issuerURL } = await issuerWith("samekid", [first.publicJwk, second.publicJwk]);
+    assert.equal((await exchange(await sign(first, { ...idp.claims(), iss: issuerURL }))).status, 200);
+    const refused = await exchange(await sign(second, { ...idp.claims(), iss: issuerURL }));
+    assert.equal(refused.body.reason, "bad_signature", JSON.stringify(refused.body));
+  });
+
+  test("a disabled exact account blocks its subject, also with client_id naming a pattern account", async () => {
+    const pattern = await issuerWith("blocked", [key.publicJwk], { subjectPattern: "repo:acme/*" });
+    const legacy = await admin("/v1/serviceaccounts", "POST", {
+      name: "legacy",
+      scopes: ["certificate-issuance"],
+      issuerURL: pattern.issuerURL,
+      jwksURI: `${pattern.issuerURL}/jwks`,
+      audience: AUDIENCE,
+      subject: "repo:acme/legacy",
+      enabled: false,
+    });
+    assert.equal(legacy.status, 201);
+    const token = await sign(key, { ...idp.claims(), iss: pattern.issuerURL, sub: "repo:acme/legacy" });
+    const { status, body } = await exchange(token, { client_id: pattern.id });
+    assert.equal(body.reason, "account_disabled", JSON.stringify(body));
+    assert.equal(status, 400);
+    assert.equal((await exchange(token)).body.reason, "account_disabled");
+    const other = await sign(key, { ...idp.claims(), iss: pattern.issuerURL, sub: "repo:acme/app" });
+    assert.equal((await exchange(other, { client_id: pattern.id })).status, 200);
+  });
+
+  test("a literal * in the subject does not defeat the pattern's wildcard", async () => {
+    const { issuerURL } = await issuerWith("literal-star", [key.publicJwk], { subjectPattern: "repo:acme/x*c" });
+    const { status, body } = await exchange(await sign(key, { ...idp.claims(), iss: issuerURL, sub: "repo:acme/x*bc" }));
+    assert.equal(status, 200, JSON.stringify(body));
+  });
+
+  test("a sub over 1 KiB is invalid_claim before any pattern is matched", async () => {
+    const { issuerURL } = await issuerWith("long-sub", [key.publicJwk], { subjectPattern: `repo:acme/${"*a".repeat(295)}` });
+    const { status, body } = await exchange(await sign(key, { ...idp.claims(), iss: issuerURL, sub: `repo:acme/${"a".repeat(12_000)}` }));
+    assert.equal(body.reason, "invalid_claim", JSON.stringify(body));
+    assert.equal(status, 400);
+  });
+
+  test("with ALLOW_HTTP_LOOPBACK, URLs follow the loopback rows of tests/vectors/urls.json", async () => {
+    const { normalize } = JSON.parse(readFileSync(new URL("../vectors/urls.json", import.meta.url), "utf8"));
+    let n = 0;
+    for (const { input, loopback, stored } of normalize.filter((row) => row.loopback)) {
+      const { status, body } = await admin("/v1/serviceaccounts", "POST", {
+        name: "loopback url",
+        scopes: ["certificate-issuance"],
+        issuerURL: input,
+        subject: `loopback-${n++}`,
+        audience: AUDIENCE,
+      });
+      if (stored !== undefined) {
+        assert.equal(status, 201, `${input}: ${JSON.stringify(body)}`);
+        assert.equal(body.issuerURL, stored, input);
+      } else {
+        assert.equal(status, 400, `${input}: ${JSON.stringify(body)}`);
+        assert.equal(body.field, "issuerURL");
+      }
+    }
+  });
+
+  test("every error description keeps to RFC 6749 §5.2's characters", async () => {
+    const tokens = [
+      "not a token",
+      await sign(key, { ...idp.claims(), iss: "https://\"quoted\".example/\u202e\\" }),
+      await sign(key, { ...idp.claims(), iss: `${base}/hosted`, exp: now() - 3600 }),
+      await sign(key, { ...idp.claims(), iss: `${base}/hosted`, iat: now() - 10, exp: now() + 7300 }),
+    ];
+    for (const token of tokens) {
+      const { body } = await exchange(token);
+      assert.match(body.error_description, /^[\x20\x21\x23-\x5B\x5D-\x7E]*$/, body.error_description);
+    }
+  });
+});
+
+describe("rate limits (TOKEN_RATE_LIMIT bound)", () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker(
+      {
+        ...DEFAULT_VARS,
+        ISSUER: "https://sts.example.com",
+        SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }),
+        ADMIN_TOKEN,
+      },
+      { ratelimits: { TOKEN_RATE_LIMIT: { limit: 3, period: 60 } } },
+    );
+  });
+  after(() => worker?.dispose());
+
+  test("an address over its limit gets 429 slow_down with Retry-After, on the token endpoint and for admin guesses", async () => {
+    const fromAddress = (ip, init) => ({ ...init, headers: { ...init.headers, "cf-connecting-ip": ip } });
+    const token = (ip) =>
+      worker.json("/oauth2/token", fromAddress(ip, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=password" }));
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await token("203.0.113.5")).status);
+    assert.deepEqual(statuses, [400, 400, 400, 429]);
+    const limited = await token("203.0.113.5");
+    assert.equal(limited.body.error, "slow_down");
+    assert.equal(limited.body.reason, undefined);
+    assert.equal(limited.headers.get("retry-after"), "60");
+    assert.equal((await token("203.0.113.6")).status, 400, "another address has its own count");
+
+    const guess = (ip) => worker.json("/v1/serviceaccounts", fromAddress(ip, { headers: { authorization: "Bearer guess" } }));
+    const guesses = [];
+    for (let i = 0; i < 4; i++) guesses.push((await guess("203.0.113.9")).status);
+    assert.deepEqual(guesses, [401, 401, 401, 429]);
+    const right = await worker.json("/v1/serviceaccounts", fromAddress("203.0.113.9", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
+    assert.equal(right.status, 200, "the right token is never limited");
   });
 });

@@ -31,9 +31,12 @@ export async function newSigningKey() {
  * With `logs` (an array), every line the worker logs is pushed onto it instead of printed.
  * `build` names the build folder: `build` (the release build) or `build-selftest`;
  * `modules` replaces the worker altogether (the benchmark's reference worker).
+ * `outbound` (request => Response) answers every fetch the worker makes, so a test can play
+ * an https issuer on any host; `ratelimits` binds Workers Rate Limiting namespaces
+ * ({ NAME: { limit, period } }).
  * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
  */
-export async function startWorker(bindings = {}, { logs, build = "build", modules } = {}) {
+export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits } = {}) {
   const BUILD = path.join(ROOT, build);
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -47,6 +50,14 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
       kvNamespaces: ["ACCOUNTS", "JWKS_CACHE"],
       cf: false,
       ...(logs ? { handleStructuredLogs: (log) => logs.push(log.message) } : {}),
+      ...(outbound ? { outboundService: outbound } : {}),
+      ...(ratelimits
+        ? {
+            ratelimits: Object.fromEntries(
+              Object.entries(ratelimits).map(([name, simple], index) => [name, { namespace_id: String(1001 + index), simple }]),
+            ),
+          }
+        : {}),
       host: "127.0.0.1",
       port: 0,
     }),

@@ -18,6 +18,7 @@ describe("a misbehaving identity provider", () => {
   let base;
   let key;
   const behaviours = {}; // case name → (request, response, path) => void
+  const accountIds = {}; // issuer URL → account id
   const hits = {};
 
   const json = (response, body, status = 200, headers = {}) => {
@@ -61,13 +62,25 @@ describe("a misbehaving identity provider", () => {
       audience: AUDIENCE,
       ...(discovery ? {} : { jwksURI: `${issuerURL}/jwks` }),
     };
-    const { status } = await worker.json("/v1/serviceaccounts", {
+    const { status, body: created } = await worker.json("/v1/serviceaccounts", {
       method: "POST",
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
     assert.equal(status, 201);
+    accountIds[issuerURL] = created.id;
     return issuerURL;
+  }
+
+  /** The admin's dry run of a token of `issuer`: the detail of its signature check. */
+  async function signatureDetail(issuer) {
+    const token = await sign(key, { iss: issuer, sub: "workload", aud: AUDIENCE, iat: now(), exp: now() + 600 });
+    const { body } = await worker.json(`/v1/serviceaccounts/${accountIds[issuer]}/verify`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
+    return body.checks.find((check) => check.check === "signature").detail;
   }
 
   async function exchange(issuer, signingKey = key) {
@@ -84,6 +97,9 @@ describe("a misbehaving identity provider", () => {
     assert.equal(body.error, "temporarily_unavailable");
     assert.equal(body.reason, reason, JSON.stringify(body));
     assert.ok(Number(headers.get("retry-after")) > 0);
+    // Nothing of the account or of the issuer's answer reaches an anonymous caller: no URL,
+    // no status, no redirect target, no runtime error text (SPEC.md; the dry run has them).
+    assert.doesNotMatch(body.error_description, /127\.0\.0\.1|http|HTTP|\d{3}|internal error|redirect/, JSON.stringify(body));
   }
 
   test("JWKS endpoint down (connection dropped) → 503 jwks_unavailable", async () => {
@@ -96,13 +112,34 @@ describe("a misbehaving identity provider", () => {
     const started = Date.now();
     const result = await exchange(await account("slow"));
     assertUnavailable(result, "jwks_unavailable");
-    assert.match(result.body.error_description, /5 s/);
+    assert.match(await signatureDetail(`${base}/slow`), /no answer within 5 s/);
     assert.ok(Date.now() - started < 7_500, "the worker gave up at its own timeout");
   });
 
   test("JWKS answering 500 → 503 jwks_unavailable", async () => {
     behaviours.error500 = (request, response) => json(response, { error: "oops" }, 500);
     assertUnavailable(await exchange(await account("error500")), "jwks_unavailable");
+    assert.match(await signatureDetail(`${base}/error500`), /answered HTTP 500/);
+  });
+
+  test("an issuer that is down is asked once per 30 s, not once per request", async () => {
+    // (A 503, not a dropped connection: the runtime itself retries a dropped one once.)
+    behaviours.downonce = (request, response) => json(response, { error: "maintenance" }, 503);
+    const issuer = await account("downonce");
+    for (let i = 0; i < 5; i++) assertUnavailable(await exchange(issuer), "jwks_unavailable");
+    assert.equal(hits.downonce, 1, "five anonymous requests, one fetch");
+  });
+
+  test("a relative Location with :// in its query is followed as a relative path", async () => {
+    behaviours.relative = (request, response, path) => {
+      if (path === "/jwks") {
+        response.writeHead(302, { location: "jwks2?next=https://example.com/elsewhere" });
+        return response.end();
+      }
+      if (path.startsWith("/jwks2?next=")) return json(response, goodJwks());
+      json(response, {}, 404);
+    };
+    assert.equal((await exchange(await account("relative"))).status, 200);
   });
 
   test("JWKS that is not JSON → 503 jwks_invalid", async () => {
@@ -177,7 +214,7 @@ describe("a misbehaving identity provider", () => {
     behaviours.tohttp = (request, response) => redirect(response, "http://example.com/jwks");
     const tohttp = await exchange(await account("tohttp"));
     assertUnavailable(tohttp, "jwks_unavailable");
-    assert.match(tohttp.body.error_description, /http:\/\/ is allowed only/);
+    assert.match(await signatureDetail(`${base}/tohttp`), /http:\/\/ is allowed only/);
   });
 
   test("a discovery document whose issuer differs → 503 jwks_invalid; a matching one works", async () => {
@@ -209,5 +246,85 @@ describe("a misbehaving identity provider", () => {
       assert.equal(status, 200, `${failure}: ${JSON.stringify(body)}`);
     }
     assert.equal(hits.flaky, fetched, "a fresh cached set needs no fetch at all");
+  });
+});
+
+describe("an https issuer, with no loopback allowance (the worker's fetches answered by the test)", () => {
+  let worker;
+  let key;
+  const asked = []; // every URL the worker fetched
+  const routes = {}; // URL → (request) => Response
+
+  before(async () => {
+    key = await newKey("ES256", "https-good");
+    worker = await startWorker(
+      {
+        ...DEFAULT_VARS,
+        ISSUER: "https://sts.example.com",
+        SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }),
+        ADMIN_TOKEN,
+      },
+      {
+        outbound: (request) => {
+          asked.push(request.url);
+          const route = routes[request.url];
+          return route ? route(request) : new Response("{}", { status: 404 });
+        },
+      },
+    );
+  });
+  after(() => worker?.dispose());
+
+  const admin = (path, body) =>
+    worker.json(path, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  test("a redirect to the cloud metadata address 169.254.169.254 is refused, never fetched", async () => {
+    routes["https://idp.example.com/jwks"] = () =>
+      new Response(null, { status: 302, headers: { location: "https://169.254.169.254/latest/meta-data/" } });
+    routes["https://169.254.169.254/latest/meta-data/"] = () => Response.json({ keys: [key.publicJwk] });
+    const created = await admin("/v1/serviceaccounts", {
+      name: "metadata",
+      scopes: ["certificate-issuance"],
+      issuerURL: "https://idp.example.com",
+      jwksURI: "https://idp.example.com/jwks",
+      subject: "workload",
+      audience: AUDIENCE,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const token = await sign(key, { iss: "https://idp.example.com", sub: "workload", aud: AUDIENCE, iat: now(), exp: now() + 600 });
+    const { status, body } = await worker.json("/oauth2/token", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: JWT_BEARER, assertion: token }).toString(),
+    });
+    assert.equal(status, 503, JSON.stringify(body));
+    assert.equal(body.reason, "jwks_unavailable");
+    assert.doesNotMatch(body.error_description, /169\.254|meta-data/);
+    assert.deepEqual(asked, ["https://idp.example.com/jwks"], "the redirect's target was never asked");
+    const dryRun = await admin(`/v1/serviceaccounts/${created.body.id}/verify`, { token });
+    const signature = dryRun.body.checks.find((check) => check.check === "signature");
+    assert.match(signature.detail, /169\.254\.169\.254 .*loopback, private or link-local/);
+  });
+
+  test("private, loopback and link-local IP literals are refused as issuerURL and jwksURI", async () => {
+    for (const url of ["https://10.1.2.3", "https://[::1]/jwks", "https://0x7f.1/", "https://169.254.169.254/"]) {
+      for (const field of ["issuerURL", "jwksURI"]) {
+        const { status, body } = await admin("/v1/serviceaccounts", {
+          name: "internal",
+          scopes: ["certificate-issuance"],
+          issuerURL: "https://idp.example.com",
+          subject: `workload-${field}-${url}`,
+          audience: AUDIENCE,
+          [field]: url,
+        });
+        assert.equal(status, 400, `${field} ${url}: ${JSON.stringify(body)}`);
+        assert.equal(body.field, field);
+        assert.match(body.error_description, /loopback, private or link-local/);
+      }
+    }
   });
 });

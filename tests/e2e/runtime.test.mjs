@@ -12,7 +12,7 @@ let logs;
 before(async () => {
   logs = [];
   worker = await startWorker(
-    { ...DEFAULT_VARS, SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }), ADMIN_TOKEN },
+    { ...DEFAULT_VARS, ISSUER: "https://sts.example.com", SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }), ADMIN_TOKEN },
     { build: "build-selftest", logs },
   );
 });

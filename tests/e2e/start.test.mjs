@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -57,6 +57,13 @@ test("npm start serves /healthz and one published ES256 key", { timeout: STARTUP
 
     if (!hadDevVars) {
       assert.match(output, /ADMIN_TOKEN=[A-Za-z0-9_-]{43}/, "a new admin token is printed once");
+      // The new .dev.vars names where it serves as ISSUER, and a tenant for the Venafi and
+      // Entra paths.
+      const devVars = readFileSync(path.join(ROOT, ".dev.vars"), "utf8");
+      assert.match(devVars, new RegExp(`^ISSUER=http://127\\.0\\.0\\.1:${port}$`, "m"));
+      assert.match(devVars, /^TENANT_ID=[0-9a-f-]{36}$/m);
+      const metadata = await (await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).json();
+      assert.equal(metadata.issuer, `http://127.0.0.1:${port}`);
     }
   } finally {
     try {

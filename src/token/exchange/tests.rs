@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::accounts::store::AccountStore;
 use crate::accounts::{validate, AccountFields};
+use crate::memory::WhatwgUrls;
 use crate::memory::{block_on, CountingEntropy, MemoryFetcher, MemorySigner, MemoryStore};
 use crate::native_crypto::RustCryptoVerifier;
 use crate::ports::{FetchError, SignatureVerifier};
@@ -44,7 +45,7 @@ impl World {
     fn new() -> Self {
         let keys = SigningKeys::parse(MINT_KEY).unwrap();
         let world = Self {
-            settings: Settings::from_vars(&Vars::default()).unwrap(),
+            settings: Settings::from_vars(&Vars::default(), &WhatwgUrls).unwrap(),
             issuer: TestIssuer::new(),
             accounts: MemoryStore::new(),
             jwks_cache: MemoryStore::new(),
@@ -72,7 +73,8 @@ impl World {
             "audience": AUDIENCE,
         });
         crate::accounts::merge_patch(body.as_object_mut().unwrap(), changes.as_object().unwrap());
-        let fields: AccountFields = validate(body.as_object().unwrap(), &self.settings).unwrap();
+        let fields: AccountFields =
+            validate(body.as_object().unwrap(), &self.settings, &WhatwgUrls).unwrap();
         block_on(AccountStore::new(&self.accounts).create(id, fields, "2026-11-23T11:00:00.000Z"))
             .unwrap()
     }
@@ -95,6 +97,7 @@ impl World {
             jwks_cache: &self.jwks_cache,
             key_sets: &self.key_sets,
             fetcher: &self.fetcher,
+            urls: &WhatwgUrls,
             verifier: &RustCryptoVerifier,
             signer: Some(&self.signer),
             entropy: &self.entropy,
@@ -401,11 +404,14 @@ fn rsa_keys_under_2048_bits_do_not_fit() {
     world.fetcher.serve(JWKS_URL, &jwks.to_string(), None);
     let rejection = world.rejection(&world.issuer.sign(Alg::Rs256, &claims(), json!({})), None);
     assert_eq!(rejection.reason, Reason::KeyMismatch);
+    // Why is the operator's to read: the key set is the account's, not the token's.
     assert!(
-        rejection.description.contains("1024-bit"),
+        !rejection.description.contains("1024"),
         "{}",
         rejection.description
     );
+    let detail = rejection.detail.unwrap_or_default();
+    assert!(detail.contains("1024-bit"), "{detail}");
 }
 
 #[test]
@@ -700,8 +706,16 @@ fn exact_subject_wins_and_patterns_can_be_ambiguous() {
     let other_branch = with(json!({"sub": "repo:acme/app:ref:refs/heads/dev"}));
     let rejection = world.rejection(&es256(&world, &other_branch), None);
     assert_eq!(rejection.reason, Reason::AmbiguousAccount);
+    // Other accounts' ids are for the operator (the log line), never for the client.
     assert!(
-        rejection.description.contains("pattern-1") && rejection.description.contains(PATTERN_2)
+        !rejection.description.contains("pattern-1") && !rejection.description.contains(PATTERN_2),
+        "{}",
+        rejection.description
+    );
+    let detail = rejection.detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("pattern-1") && detail.contains(PATTERN_2),
+        "{detail}"
     );
     // client_id settles it.
     assert_eq!(
@@ -786,7 +800,7 @@ fn scope_not_allowed() {
 
 #[test]
 fn jwks_unavailable_without_a_cached_set() {
-    let world = World::new();
+    let mut world = World::new();
     world.add_account("acct-1", json!({}));
     for failure in [
         FetchError::Timeout,
@@ -799,6 +813,7 @@ fn jwks_unavailable_without_a_cached_set() {
             Reason::JwksUnavailable,
             "{failure:?}"
         );
+        world.now += 30;
     }
     world.fetcher.respond(
         JWKS_URL,
@@ -816,7 +831,7 @@ fn jwks_unavailable_without_a_cached_set() {
 
 #[test]
 fn jwks_invalid_without_a_cached_set() {
-    let world = World::new();
+    let mut world = World::new();
     world.add_account("acct-1", json!({}));
     for body in [
         "not json",
@@ -830,6 +845,8 @@ fn jwks_invalid_without_a_cached_set() {
             Reason::JwksInvalid,
             "{body}"
         );
+        // Past the 30 s for which a failed fetch is remembered, so the next body is fetched.
+        world.now += 30;
     }
 }
 
@@ -960,4 +977,268 @@ fn discovery_finds_the_jwks_uri_when_the_account_has_none() {
         None,
     );
     assert_eq!(world.reason(&es256(&world, &claims())), Reason::JwksInvalid);
+}
+
+/// Until the signature verifies, a refusal repeats only the token's own values: an account's
+/// JWKS URL, the issuer's HTTP status and a redirect's target go to the detail (the log line
+/// and the dry run), never to the anonymous client.
+#[test]
+fn an_unreachable_key_set_says_nothing_of_the_account_or_the_issuer_to_the_client() {
+    let mut world = World::new();
+    world.add_account("acct-1", json!({}));
+    let outcomes = [
+        Ok(crate::ports::Fetched {
+            status: 500,
+            cache_control: None,
+            body: b"internal error; reference = 1234".to_vec(),
+        }),
+        Err(FetchError::BadRedirect(
+            "a redirect to https://169.254.169.254/?secret=1 is refused".into(),
+        )),
+        Err(FetchError::Network(
+            "internal error; reference = abcdef".into(),
+        )),
+    ];
+    for outcome in outcomes {
+        world.fetcher.respond(JWKS_URL, outcome);
+        let rejection = world.rejection(&es256(&world, &claims()), None);
+        assert_eq!(rejection.reason, Reason::JwksUnavailable);
+        for secret in [JWKS_URL, "500", "169.254", "secret", "internal error"] {
+            assert!(
+                !rejection.description.contains(secret),
+                "{secret} in {}",
+                rejection.description
+            );
+        }
+        let detail = rejection.detail.unwrap();
+        assert!(detail.contains(JWKS_URL), "{detail}");
+        world.now += 30;
+    }
+}
+
+/// A failed fetch is remembered per URL for 30 s: an issuer that is down costs one fetch, not
+/// one per anonymous request.
+#[test]
+fn a_failed_fetch_is_not_repeated_for_30_s() {
+    let mut world = World::new();
+    world.add_account("acct-1", json!({}));
+    world
+        .fetcher
+        .respond(JWKS_URL, Err(FetchError::Network("down".into())));
+    for _ in 0..5 {
+        assert_eq!(
+            world.reason(&es256(&world, &claims())),
+            Reason::JwksUnavailable
+        );
+    }
+    assert_eq!(
+        world.fetcher.requests().len(),
+        1,
+        "one fetch for five requests"
+    );
+    world.now += 29;
+    world.reason(&es256(&world, &claims()));
+    assert_eq!(
+        world.fetcher.requests().len(),
+        1,
+        "still cooling down at 29 s"
+    );
+    // After 30 s it is asked again, and once it answers, tokens are exchanged.
+    world.now += 1;
+    world
+        .fetcher
+        .serve(JWKS_URL, &world.issuer.jwks().to_string(), None);
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    assert_eq!(world.fetcher.requests().len(), 2);
+}
+
+/// Another P-256 public key, as a JWK with `kid` (or none).
+fn other_p256(scalar: u8, kid: Option<&str>) -> Value {
+    let key = p256::ecdsa::SigningKey::from_slice(&[scalar; 32]).unwrap();
+    let point = key.verifying_key().to_encoded_point(false);
+    let mut jwk = json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": Base64UrlUnpadded::encode_string(point.x().unwrap()),
+        "y": Base64UrlUnpadded::encode_string(point.y().unwrap()),
+    });
+    if let Some(kid) = kid {
+        jwk["kid"] = json!(kid);
+    }
+    jwk
+}
+
+fn without_kid(mut jwk: Value) -> Value {
+    jwk.as_object_mut().unwrap().remove("kid");
+    jwk
+}
+
+/// A token without `kid` is tried against at most 3 keys that fit its `alg`; a key published
+/// several times counts once. 100 P-521 keys would otherwise be 100 verifications per request.
+#[test]
+fn a_token_without_kid_is_tried_against_at_most_3_distinct_keys() {
+    let world = World::new();
+    let token = world
+        .issuer
+        .sign(Alg::Es256, &claims(), json!({"kid": null}));
+    let real = without_kid(world.issuer.public_jwk(Alg::Es256));
+    let run_with = |keys: Vec<Value>| {
+        let world = World::new();
+        world.add_account("acct-1", json!({}));
+        world
+            .fetcher
+            .serve(JWKS_URL, &json!({ "keys": keys }).to_string(), None);
+        world.run(&token, None, None).result.map(|_| ())
+    };
+    // The real key fourth, behind three others that fit ES256: never tried.
+    let behind_three = run_with(vec![
+        other_p256(1, None),
+        other_p256(2, None),
+        other_p256(3, None),
+        real.clone(),
+    ]);
+    assert!(
+        matches!(&behind_three, Err(ExchangeError::Rejected(r)) if r.reason == Reason::BadSignature),
+        "{behind_three:?}"
+    );
+    // Third: tried. Keys of other algorithms do not count.
+    let keys = vec![
+        world.issuer.public_jwk(Alg::Rs256),
+        other_p256(1, None),
+        other_p256(2, None),
+        real.clone(),
+    ];
+    assert_eq!(run_with(keys), Ok(()));
+    // One key published three times counts once, so the real key is the second distinct one.
+    let duplicated = vec![
+        other_p256(1, None),
+        other_p256(1, Some("a")),
+        other_p256(1, Some("b")),
+        real,
+    ];
+    assert_eq!(run_with(duplicated), Ok(()));
+}
+
+/// Several keys with one `kid`: the first (that fits the `alg`) is the key, the others are not
+/// tried.
+#[test]
+fn of_several_keys_with_one_kid_the_first_is_used() {
+    let run_with = |keys: Vec<Value>| {
+        let world = World::new();
+        world.add_account("acct-1", json!({}));
+        world
+            .fetcher
+            .serve(JWKS_URL, &json!({ "keys": keys }).to_string(), None);
+        let token = world
+            .issuer
+            .sign(Alg::Es256, &claims(), json!({"kid": "k"}));
+        world.run(&token, None, None).result.map(|_| ())
+    };
+    let issuer = TestIssuer::new();
+    let mut real = issuer.public_jwk(Alg::Es256);
+    real["kid"] = json!("k");
+    assert_eq!(
+        run_with(vec![real.clone(), other_p256(1, Some("k"))]),
+        Ok(())
+    );
+    let second = run_with(vec![other_p256(1, Some("k")), real.clone()]);
+    assert!(
+        matches!(&second, Err(ExchangeError::Rejected(r)) if r.reason == Reason::BadSignature),
+        "{second:?}"
+    );
+    // A first key of that kid that cannot verify ES256 at all is passed over for one that can.
+    let mut rsa = issuer.public_jwk(Alg::Rs256);
+    rsa["kid"] = json!("k");
+    assert_eq!(run_with(vec![rsa, real]), Ok(()));
+}
+
+/// SPIFFE trust bundles mark JWT-SVID keys `"use": "jwt-svid"`: a signing use.
+#[test]
+fn a_key_marked_use_jwt_svid_verifies_tokens() {
+    let world = World::new();
+    world.add_account("acct-1", json!({}));
+    let mut jwk = world.issuer.public_jwk(Alg::Es256);
+    jwk["use"] = json!("jwt-svid");
+    world
+        .fetcher
+        .serve(JWKS_URL, &json!({ "keys": [jwk] }).to_string(), None);
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    let mut encryption = world.issuer.public_jwk(Alg::Es256);
+    encryption["use"] = json!("enc");
+    let world = World::new();
+    world.add_account("acct-1", json!({}));
+    world
+        .fetcher
+        .serve(JWKS_URL, &json!({ "keys": [encryption] }).to_string(), None);
+    assert_eq!(world.reason(&es256(&world, &claims())), Reason::KeyMismatch);
+}
+
+/// A disabled account for exactly this (`iss`, `sub`) blocks the subject, whatever `client_id`
+/// names: a pattern account that also matches it mints nothing for it.
+#[test]
+fn a_disabled_exact_account_blocks_its_subject_whatever_client_id_says() {
+    let world = World::new();
+    world.add_account(
+        PATTERN_2,
+        json!({"subject": null, "subjectPattern": "repo:acme/*"}),
+    );
+    let legacy = with(json!({"sub": "repo:acme/legacy"}));
+    let token = es256(&world, &legacy);
+    assert!(world.run(&token, None, Some(PATTERN_2)).result.is_ok());
+    world.add_account(
+        ACCOUNT_1,
+        json!({"subject": "repo:acme/legacy", "enabled": false}),
+    );
+    let rejection = world.rejection(&token, Some(PATTERN_2));
+    assert_eq!(rejection.reason, Reason::AccountDisabled);
+    assert!(
+        rejection.description.contains(ACCOUNT_1),
+        "{}",
+        rejection.description
+    );
+    // Without client_id the exact account is chosen, and it is disabled.
+    assert_eq!(world.reason(&token), Reason::AccountDisabled);
+    // Other subjects of the pattern are not blocked.
+    let other = es256(&world, &with(json!({"sub": "repo:acme/app"})));
+    assert!(world.run(&other, None, Some(PATTERN_2)).result.is_ok());
+    // And an invalid signature still says so first: disabled is decided after it.
+    let mut forged = token.clone();
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    assert_eq!(
+        world.rejection(&forged, Some(PATTERN_2)).reason,
+        Reason::BadSignature
+    );
+}
+
+/// A `sub` over 1 KiB is refused before any pattern is matched against it.
+#[test]
+fn a_sub_over_1_kib_is_invalid_claim() {
+    let world = World::new();
+    world.add_account(
+        PATTERN_2,
+        json!({"subject": null, "subjectPattern": "repo:acme/*"}),
+    );
+    let at_limit = format!("repo:acme/{}", "a".repeat(1024 - 10));
+    assert!(world
+        .run(
+            &es256(&world, &with(json!({ "sub": at_limit }))),
+            None,
+            None
+        )
+        .result
+        .is_ok());
+    let over = format!("repo:acme/{}", "a".repeat(1024 - 9));
+    let rejection = world.rejection(&es256(&world, &with(json!({ "sub": over }))), None);
+    assert_eq!(rejection.reason, Reason::InvalidClaim);
+    assert!(
+        rejection.description.contains("1025 bytes"),
+        "{}",
+        rejection.description
+    );
 }
