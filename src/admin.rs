@@ -57,7 +57,8 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
-/// Checks `Authorization: Bearer <token>` against `ADMIN_TOKEN`.
+/// Checks the admin credential against `ADMIN_TOKEN`: `Authorization: Bearer <token>`, or
+/// Venafi's `tppl-api-key: <token>` header (what Venafi's Terraform provider and scripts send).
 pub fn authenticate(request: &Request, admin_token: Option<&AdminToken>) -> Result<(), ApiError> {
     let Some(expected) = admin_token else {
         return Err(ApiError::Unauthorized {
@@ -65,15 +66,17 @@ pub fn authenticate(request: &Request, admin_token: Option<&AdminToken>) -> Resu
             description: "admin API disabled".into(),
         });
     };
-    let presented = request
-        .header("authorization")
-        .and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
+    let bearer = request.header("authorization").and_then(|value| {
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    let presented = bearer
+        .or_else(|| request.header("tppl-api-key").map(str::trim))
         .ok_or_else(|| ApiError::Unauthorized {
             error: "unauthorized",
-            description: "send the admin token as Authorization: Bearer <ADMIN_TOKEN>".into(),
+            description:
+                "send the admin token as Authorization: Bearer <token> or tppl-api-key: <token>"
+                    .into(),
         })?;
     if constant_time_eq(presented.as_bytes(), expected.0.as_bytes()) {
         Ok(())
@@ -119,9 +122,12 @@ pub async fn handle<K: KeyValueStore, C: Clock, E: Entropy>(
 ) -> Result<Response, ApiError> {
     let store = AccountStore::new(services.accounts);
     match (target, request.method) {
-        (None, Method::Get) => list(request, &store).await,
+        (None, Method::Get) => list(request, &store, services.settings).await,
         (None, Method::Post) => create(request, &store, services).await,
-        (Some(id), Method::Get) => Ok(Response::json(200, &find(&store, id).await?)),
+        (Some(id), Method::Get) => {
+            let account = find(&store, id).await?;
+            Ok(account_response(200, &account, services.settings))
+        }
         (Some(id), Method::Patch) => patch(request, id, &store, services).await,
         (Some(id), Method::Delete) => {
             let account = find(&store, id).await?;
@@ -141,6 +147,7 @@ pub async fn handle<K: KeyValueStore, C: Clock, E: Entropy>(
 async fn list<K: KeyValueStore>(
     request: &Request,
     store: &AccountStore<'_, K>,
+    settings: &Settings,
 ) -> Result<Response, ApiError> {
     let mut limit = DEFAULT_LIST_LIMIT;
     let mut from = ListPosition::default();
@@ -172,7 +179,7 @@ async fn list<K: KeyValueStore>(
                     .ok_or_else(|| {
                         invalid(
                             Some("cursor"),
-                            "cursor must be a nextCursor value from a previous page",
+                            "cursor must be the cursor of a previous page's Link: rel=\"next\"",
                         )
                     })?;
             }
@@ -188,32 +195,35 @@ async fn list<K: KeyValueStore>(
         .list(&from, limit, MAX_LIST_PAGE_BYTES)
         .await
         .map_err(store_error)?;
-    let next_cursor = match page.next {
-        Some(next) => {
-            let encoded = serde_json::to_vec(&next).unwrap_or_default();
-            Value::String(Base64UrlUnpadded::encode_string(&encoded))
-        }
-        None => Value::Null,
-    };
     // Written out as the stored texts are, not parsed and serialised again: a page may hold
-    // up to 4 MiB of accounts, and it is held once.
+    // up to 4 MiB of accounts, and it is held once. A JSON array, as Venafi's list is; the
+    // next page is named by an RFC 8288 `Link` header.
     let mut body = Vec::with_capacity(page.accounts.iter().map(String::len).sum::<usize>() + 64);
-    body.extend_from_slice(b"{\"serviceAccounts\":[");
+    body.push(b'[');
     for (index, account) in page.accounts.iter().enumerate() {
         if index > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(account.as_bytes());
+        body.extend_from_slice(&with_company_id(account, settings.tenant_id.as_deref()));
     }
-    body.extend_from_slice(format!("],\"nextCursor\":{next_cursor}}}").as_bytes());
-    Ok(Response {
+    body.push(b']');
+    let mut response = Response {
         status: 200,
         headers: vec![(
             "content-type".to_owned(),
             "application/json; charset=utf-8".to_owned(),
         )],
         body,
-    })
+    };
+    if let Some(next) = page.next {
+        let cursor =
+            Base64UrlUnpadded::encode_string(&serde_json::to_vec(&next).unwrap_or_default());
+        response = response.with_header(
+            "link",
+            &format!("<{COLLECTION_PATH}?limit={limit}&cursor={cursor}>; rel=\"next\""),
+        );
+    }
+    Ok(response)
 }
 
 async fn create<K: KeyValueStore, C: Clock, E: Entropy>(
@@ -227,7 +237,8 @@ async fn create<K: KeyValueStore, C: Clock, E: Entropy>(
     let id = new_account_id(services.entropy)?;
     let now = rfc3339(services.clock);
     let account = store.create(&id, fields, &now).await.map_err(store_error)?;
-    Ok(Response::json(201, &account).with_header("location", &format!("{COLLECTION_PATH}/{id}")))
+    Ok(account_response(201, &account, services.settings)
+        .with_header("location", &format!("{COLLECTION_PATH}/{id}")))
 }
 
 async fn patch<K: KeyValueStore, C: Clock, E: Entropy>(
@@ -247,8 +258,13 @@ async fn patch<K: KeyValueStore, C: Clock, E: Entropy>(
             })
         }
     };
-    // Setting one subject rule replaces the other, unless the patch names both.
-    for (set, other) in [("subject", "subjectPattern"), ("subjectPattern", "subject")] {
+    // Setting one subject rule (or key source) replaces the other, unless the patch names both.
+    for (set, other) in [
+        ("subject", "subjectPattern"),
+        ("subjectPattern", "subject"),
+        ("jwksURI", "jwks"),
+        ("jwks", "jwksURI"),
+    ] {
         if patch.get(set).is_some_and(|value| !value.is_null()) && !patch.contains_key(other) {
             merged.remove(other);
         }
@@ -259,7 +275,59 @@ async fn patch<K: KeyValueStore, C: Clock, E: Entropy>(
         .update(&account, fields, &rfc3339(services.clock))
         .await
         .map_err(store_error)?;
-    Ok(Response::json(200, &updated))
+    // Venafi answers a PATCH 204 (its Terraform provider insists); RFC 7240's
+    // `Prefer: return=representation` asks for the account instead, as the console does.
+    if prefers_representation(request) {
+        Ok(account_response(200, &updated, services.settings)
+            .with_header("preference-applied", "return=representation"))
+    } else {
+        Ok(Response::empty(204).with_header("etag", &etag(&updated)))
+    }
+}
+
+/// Whether the request's `Prefer` header asks for `return=representation` (RFC 7240).
+fn prefers_representation(request: &Request) -> bool {
+    request.header("prefer").is_some_and(|prefer| {
+        prefer.split([',', ';']).any(|preference| {
+            preference
+                .trim()
+                .eq_ignore_ascii_case("return=representation")
+        })
+    })
+}
+
+/// The account's entity tag: a digest of its stored form, so it changes with every write.
+pub fn etag(account: &Account) -> String {
+    let text = serde_json::to_string(account).unwrap_or_default();
+    let digest = Sha256::digest(text.as_bytes());
+    format!("\"{}\"", Base64UrlUnpadded::encode_string(&digest[..16]))
+}
+
+/// An account as the API shows it: its stored JSON with Venafi's read-only `companyId` (the
+/// tenant) first, and its `ETag`.
+fn account_response(status: u16, account: &Account, settings: &Settings) -> Response {
+    let text = serde_json::to_string(account).unwrap_or_default();
+    Response {
+        status,
+        headers: vec![(
+            "content-type".to_owned(),
+            "application/json; charset=utf-8".to_owned(),
+        )],
+        body: with_company_id(&text, settings.tenant_id.as_deref()),
+    }
+    .with_header("etag", &etag(account))
+}
+
+/// A stored account's JSON text (an object) with `"companyId"` spliced in as its first member:
+/// no parse and serialise again per account of a 4 MiB list page.
+fn with_company_id(account_json: &str, tenant_id: Option<&str>) -> Vec<u8> {
+    match (tenant_id, account_json.strip_prefix('{')) {
+        (Some(tenant), Some(rest)) => {
+            let member = serde_json::to_string(tenant).unwrap_or_default();
+            format!("{{\"companyId\":{member},{rest}").into_bytes()
+        }
+        _ => account_json.as_bytes().to_vec(),
+    }
 }
 
 /// The account with this id, or a 404 (also for ids that are not UUIDs).

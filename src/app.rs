@@ -388,7 +388,13 @@ where
     };
     let outcome = exchange.run(&token_request).await;
     let (response, error) = match &outcome.result {
-        Ok(issued) => (endpoint::success(&issued.access_token, &issued.scope), None),
+        Ok(issued) => (
+            endpoint::success(
+                &issued.access_token,
+                endpoint::answered_scope(token_request.scope.as_deref(), &issued.scope),
+            ),
+            None,
+        ),
         Err(failure) => {
             let error = endpoint::error_for(form, failure);
             (error.clone().into_response(), Some(error))

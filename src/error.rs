@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::http::{Method, Response};
 use crate::text::description_charset;
+use crate::token::reason::Reason;
 
 /// Seconds a client should wait before retrying after a 503: long enough for a KV or network
 /// blip to pass, short enough for a CI job to retry within its own timeout.
@@ -61,9 +62,17 @@ pub enum ApiError {
     OAuth {
         status: u16,
         error: &'static str,
-        reason: Option<&'static str>,
+        reason: Option<Reason>,
         description: String,
     },
+}
+
+/// One entry of Venafi's `errors` array: `{"code": 1006, "message": "…"}`, which Venafi's own
+/// clients (vcert, its Terraform provider) print when a call fails.
+#[derive(Debug, Serialize)]
+struct VenafiError<'a> {
+    code: u32,
+    message: &'a str,
 }
 
 /// The JSON body of every error response.
@@ -77,6 +86,8 @@ struct ErrorBody<'a> {
     /// SPEC.md's stable reason, on token-endpoint errors that judged a token.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// The same error in Venafi's shape.
+    errors: [VenafiError<'a>; 1],
 }
 
 impl ApiError {
@@ -111,6 +122,34 @@ impl ApiError {
             Self::RateLimited { .. } => "slow_down",
             Self::Misconfigured { .. } | Self::Internal { .. } => "server_error",
             Self::OAuth { error, .. } => error,
+        }
+    }
+
+    /// The numeric `code` of Venafi's `errors` array: a judged token's [`Reason::code`]
+    /// (1001–1022), otherwise one per kind of error from 1100 on. Fixed forever, documented in
+    /// the README and the OpenAPI description.
+    pub fn venafi_code(&self) -> u32 {
+        match self {
+            Self::OAuth {
+                reason: Some(reason),
+                ..
+            } => reason.code(),
+            Self::OAuth { error, .. } => match *error {
+                "invalid_request" => 1100,
+                "unsupported_grant_type" => 1101,
+                "temporarily_unavailable" => 1104,
+                _ => 1105,
+            },
+            Self::InvalidRequest { .. } => 1100,
+            Self::RateLimited { .. } => 1103,
+            Self::Unavailable { .. } => 1104,
+            Self::Misconfigured { .. } | Self::Internal { .. } => 1105,
+            Self::NotFound { .. } | Self::NoSuchResource { .. } => 1106,
+            Self::MethodNotAllowed { .. } => 1107,
+            Self::Unauthorized { .. } => 1108,
+            Self::Conflict { .. } => 1110,
+            Self::UnsupportedMediaType { .. } => 1112,
+            Self::PayloadTooLarge { .. } => 1113,
         }
     }
 
@@ -149,7 +188,7 @@ impl ApiError {
             _ => None,
         };
         let reason = match &self {
-            Self::OAuth { reason, .. } => *reason,
+            Self::OAuth { reason, .. } => reason.map(Reason::as_str),
             _ => None,
         };
         // RFC 6749 §5.2's character set, for every error alike: no OAuth client chokes on it.
@@ -161,6 +200,10 @@ impl ApiError {
                 error_description: &description,
                 field,
                 reason,
+                errors: [VenafiError {
+                    code: self.venafi_code(),
+                    message: &description,
+                }],
             },
         );
         match self {

@@ -178,6 +178,7 @@ mod admin_writes {
             scopes: vec!["certificate-issuance".into()],
             issuer_url: "https://idp.example.com".into(),
             jwks_uri: None,
+            jwks: None,
             subject: SubjectRule::Exact(subject.into()),
             audience: "aud".into(),
             claims: Default::default(),

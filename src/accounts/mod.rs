@@ -16,6 +16,7 @@ use crate::glob::Glob;
 use crate::ports::UrlParser;
 use crate::settings::Settings;
 use crate::text::is_format;
+use crate::token::keys::{parse_key_set, MAX_KEYS};
 use crate::url::normalize_url;
 
 /// The only `authenticationType`: Workload Identity Federation.
@@ -31,6 +32,9 @@ pub const MAX_MATCH_CHARS: usize = 600;
 /// Shortest literal prefix of a `subjectPattern`, in characters (SPEC.md): `repo:ab/` is the
 /// shortest GitHub prefix that names an owner, `system:` alone names no one.
 pub const MIN_PATTERN_PREFIX_CHARS: usize = 8;
+
+/// Largest inline `jwks`, in bytes (SPEC.md): 100 RSA-4096 keys without certificates.
+pub const MAX_INLINE_JWKS_BYTES: usize = 64 * 1024;
 
 /// Most entries in `claims` (SPEC.md).
 pub const MAX_CLAIMS: usize = 20;
@@ -56,6 +60,7 @@ pub const EDITABLE_FIELDS: &[&str] = &[
     "scopes",
     "issuerURL",
     "jwksURI",
+    "jwks",
     "subject",
     "subjectPattern",
     "audience",
@@ -66,7 +71,7 @@ pub const EDITABLE_FIELDS: &[&str] = &[
 ];
 
 /// Fields only the server sets.
-pub const READ_ONLY_FIELDS: &[&str] = &["id", "createdAt", "updatedAt"];
+pub const READ_ONLY_FIELDS: &[&str] = &["id", "companyId", "createdAt", "updatedAt"];
 
 /// A stored service account, exactly as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +95,10 @@ pub struct AccountFields {
     pub issuer_url: String,
     #[serde(rename = "jwksURI", default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// An inline JWK Set of public keys, for an issuer the internet cannot reach (a private
+    /// cluster): used as it is, never fetched. Exclusive with `jwks_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
     #[serde(flatten)]
     pub subject: SubjectRule,
     pub audience: String,
@@ -201,6 +210,16 @@ pub fn validate(
     let issuer_url = validate_url(get("issuerURL"), "issuerURL", settings, urls)?
         .ok_or_else(|| FieldError::new("issuerURL", "issuerURL is required"))?;
     let jwks_uri = validate_url(get("jwksURI"), "jwksURI", settings, urls)?;
+    let jwks = match get("jwks") {
+        None => None,
+        Some(_) if jwks_uri.is_some() => {
+            return Err(FieldError::new(
+                "jwks",
+                "give at most one of jwksURI (fetched) and jwks (inline), not both",
+            ))
+        }
+        Some(jwks) => Some(validate_inline_jwks(jwks)?),
+    };
 
     let subject = match (get("subject"), get("subjectPattern")) {
         (Some(_), Some(_)) => {
@@ -256,6 +275,7 @@ pub fn validate(
         scopes,
         issuer_url,
         jwks_uri,
+        jwks,
         subject,
         audience: audience.to_owned(),
         claims,
@@ -263,6 +283,49 @@ pub fn validate(
         applications,
         enabled,
     })
+}
+
+/// Members of a JWK that hold private key material: an inline key set publishes none.
+const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// An inline JWK Set: an object with `keys`, at most [`MAX_KEYS`] public keys, each one a key
+/// edge-sts can verify with, at most [`MAX_INLINE_JWKS_BYTES`] in all.
+fn validate_inline_jwks(jwks: &Value) -> Result<Value, FieldError> {
+    let invalid = |message: String| FieldError::new("jwks", message);
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .filter(|_| jwks.is_object())
+        .ok_or_else(|| invalid("jwks must be a JWK Set: {\"keys\": [public JWKs]}".into()))?;
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return Err(invalid(format!(
+            "jwks must hold 1 to {MAX_KEYS} keys; it has {}",
+            keys.len()
+        )));
+    }
+    let size = jwks.to_string().len();
+    if size > MAX_INLINE_JWKS_BYTES {
+        return Err(invalid(format!(
+            "jwks is {size} bytes; at most {MAX_INLINE_JWKS_BYTES} are allowed"
+        )));
+    }
+    for (index, key) in keys.iter().enumerate() {
+        if let Some(member) = PRIVATE_JWK_MEMBERS
+            .iter()
+            .find(|member| key.get(**member).is_some())
+        {
+            return Err(invalid(format!(
+                "jwks key {index} has the private member {member:?}: publish only public keys (and make a new key pair, since this one is no longer private)"
+            )));
+        }
+        let single = serde_json::json!({ "keys": [key] }).to_string();
+        if parse_key_set(single.as_bytes()).is_err() {
+            return Err(invalid(format!(
+                "jwks key {index} is not a public key edge-sts can verify with (RSA, EC P-256/P-384/P-521 or Ed25519, with its members in base64url)"
+            )));
+        }
+    }
+    Ok(jwks.clone())
 }
 
 /// A `subjectPattern` must pin down whose subjects it matches: a literal prefix of at least

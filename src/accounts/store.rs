@@ -401,6 +401,7 @@ mod tests {
             scopes: vec!["certificate-issuance".into()],
             issuer_url: issuer.into(),
             jwks_uri: None,
+            jwks: None,
             subject,
             audience: "https://sts.example.com".into(),
             claims: Default::default(),

@@ -472,3 +472,45 @@ fn an_account_round_trips_through_its_stored_json() {
     let back: Account = serde_json::from_value(stored).unwrap();
     assert_eq!(back, account);
 }
+
+/// An inline `jwks`, for an issuer the internet cannot reach: public keys edge-sts can use,
+/// at most 100, exclusive with `jwksURI`.
+#[test]
+fn an_inline_jwks_holds_usable_public_keys_only() {
+    let ec = json!({"kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    let fields = validate(
+        &with(json!({"jwks": {"keys": [ec]}})),
+        &settings(),
+        &WhatwgUrls,
+    )
+    .unwrap();
+    assert_eq!(fields.jwks, Some(json!({"keys": [ec]})));
+    assert_eq!(fields.jwks_uri, None);
+    let mut private = ec.clone();
+    private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+    let too_many: Vec<Value> = (0..101).map(|_| ec.clone()).collect();
+    for (jwks, needle) in [
+        (json!([ec]), "must be a JWK Set"),
+        (json!({"keys": []}), "1 to 100 keys"),
+        (json!({"keys": too_many}), "1 to 100 keys"),
+        (json!({"keys": [private]}), "private member \"d\""),
+        (
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+            "private member \"k\"",
+        ),
+        (
+            json!({"keys": [ec, {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}),
+            "key 1 is not a public key",
+        ),
+    ] {
+        assert_refused(&with(json!({ "jwks": jwks })), &settings(), "jwks", needle);
+    }
+    assert_refused(
+        &with(json!({"jwks": {"keys": [ec]}, "jwksURI": "https://idp.example.com/jwks"})),
+        &settings(),
+        "jwks",
+        "not both",
+    );
+}

@@ -69,6 +69,12 @@ impl World {
         request
             .headers
             .push(("authorization".into(), format!("Bearer {TOKEN}")));
+        if method == Method::Patch {
+            // The tests read the patched account; a plain PATCH answers 204 (tested apart).
+            request
+                .headers
+                .push(("prefer".into(), "return=representation".into()));
+        }
         if let Some(body) = body {
             request
                 .headers
@@ -201,8 +207,47 @@ fn a_patch_accepts_the_merge_patch_media_type() {
         .headers
         .push(("content-type".into(), "application/merge-patch+json".into()));
     request.body = br#"{"name":"renamed"}"#.to_vec();
-    let (status, body, _) = world.send(request);
-    assert_eq!((status, body["name"].as_str()), (200, Some("renamed")));
+    let (status, _, response) = world.send(request);
+    assert_eq!(status, 204);
+    assert!(response.header("etag").is_some());
+    let (_, body, _) = world.call(
+        Method::Get,
+        &format!("{COLLECTION_PATH}/{}", created["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(body["name"], "renamed");
+}
+
+/// Venafi's shape: a PATCH answers 204 with the new `ETag` (its Terraform provider treats any
+/// other success as an error); `Prefer: return=representation` answers 200 with the account.
+/// Reads answer the same `ETag`; `tppl-api-key` authenticates like a bearer token.
+#[test]
+fn a_patch_answers_204_with_an_etag_unless_the_representation_is_preferred() {
+    let world = World::new(Some(TOKEN));
+    let (_, created, created_response) =
+        world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
+    let path = format!("{COLLECTION_PATH}/{}", created["id"].as_str().unwrap());
+    let first_etag = created_response.header("etag").unwrap().to_owned();
+    let mut request = Request::new(Method::Patch, "http://sts.test", &path);
+    request.headers.push(("tppl-api-key".into(), TOKEN.into()));
+    request
+        .headers
+        .push(("content-type".into(), "application/json".into()));
+    request.body = br#"{"owner":"platform"}"#.to_vec();
+    let (status, body, response) = world.send(request);
+    assert_eq!((status, body), (204, Value::Null));
+    assert!(response.body.is_empty());
+    let patched_etag = response.header("etag").unwrap().to_owned();
+    assert_ne!(patched_etag, first_etag);
+    let (status, body, read) = world.call(Method::Get, &path, None);
+    assert_eq!((status, body["owner"].as_str()), (200, Some("platform")));
+    assert_eq!(read.header("etag"), Some(patched_etag.as_str()));
+    let (status, body, response) = world.call(Method::Patch, &path, Some(json!({"owner": "sre"})));
+    assert_eq!((status, body["owner"].as_str()), (200, Some("sre")));
+    assert_eq!(
+        response.header("preference-applied"),
+        Some("return=representation")
+    );
 }
 
 #[test]

@@ -32,13 +32,12 @@ function status(text) {
   $("#status").textContent = text;
 }
 
-/** Calls the API; a 401 signs out with a message. Returns { status, body }. */
+/** Calls the API; a 401 signs out with a message. Returns { status, body, headers }. */
 async function api(path, { method = "GET", body, contentType = "application/json" } = {}) {
-  const response = await fetch(path, {
-    method,
-    headers: { authorization: `Bearer ${token()}`, ...(body === undefined ? {} : { "content-type": contentType }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const headers = { authorization: `Bearer ${token()}`, ...(body === undefined ? {} : { "content-type": contentType }) };
+  // A PATCH answers 204 unless asked for the account (Venafi's shape; RFC 7240).
+  if (method === "PATCH") headers.prefer = "return=representation";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   const json = text ? JSON.parse(text) : null;
   if (response.status === 401) {
@@ -47,7 +46,7 @@ async function api(path, { method = "GET", body, contentType = "application/json
       : "The admin token was not accepted. Check it and sign in again.");
     throw new Error("unauthorized");
   }
-  return { status: response.status, body: json };
+  return { status: response.status, body: json, headers: response.headers };
 }
 
 function show(view) {
@@ -113,9 +112,11 @@ async function loadAccounts(fresh) {
     cursor = null;
   }
   const query = `?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-  const { body } = await api(`/v1/serviceaccounts${query}`);
-  accounts.push(...body.serviceAccounts);
-  cursor = body.nextCursor;
+  const { body, headers } = await api(`/v1/serviceaccounts${query}`);
+  accounts.push(...body);
+  // The next page is named by the RFC 8288 Link header.
+  const next = /<([^>]+)>;\s*rel="next"/.exec(headers.get("link") ?? "");
+  cursor = next ? new URL(next[1], location.href).searchParams.get("cursor") : null;
   renderAccounts();
 }
 

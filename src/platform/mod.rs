@@ -247,6 +247,8 @@ const CORE_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
     "cf-connecting-ip",
+    "tppl-api-key",
+    "prefer",
 ];
 
 async fn read_request(req: web_sys::Request) -> worker::Result<Request> {

@@ -203,7 +203,7 @@ pub fn check_policy(
 ) -> Result<(), Rejection> {
     check_audience(account, claims)?;
     check_subject(account, sub)?;
-    check_claim_rules(account, claims)
+    check_claim_rules(account, claims).map(drop)
 }
 
 /// The token's `aud` must contain the account's `audience` exactly.
@@ -239,35 +239,82 @@ pub fn check_subject(account: &AccountFields, sub: &str) -> Result<(), Rejection
     )
 }
 
-/// Each claim named in the account's `claims` must be a string (or a boolean or number,
-/// compared by its JSON text) matching the glob.
+/// Each claim named in the account's `claims` must match its glob, with Vault's `bound_claims`
+/// semantics: the name may be a dotted path into nested objects (`kubernetes.io.namespace`),
+/// the value a string (or a boolean or number, compared by its JSON text), or an array of
+/// those of which at least one matches. Returns, for the dry run, what matched for each rule.
 pub fn check_claim_rules(
     account: &AccountFields,
     claims: &Map<String, Value>,
-) -> Result<(), Rejection> {
+) -> Result<Vec<String>, Rejection> {
+    let mut matched = Vec::with_capacity(account.claims.len());
     for (name, pattern) in &account.claims {
-        let text = match claims.get(name) {
+        let glob = Glob::new(pattern);
+        let Some(value) = claim_at(claims, name) else {
+            return reject(
+                Reason::ClaimMismatch,
+                format!("the token has no {name} claim, which the account requires to match {pattern:?}"),
+            );
+        };
+        let found = match value {
+            Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+                let text = comparable_text(item)?;
+                glob.matches(&text)
+                    .then(|| format!("{name}[{index}] {text:?} matches {pattern:?}"))
+            }),
+            value => match comparable_text(value) {
+                Some(text) if glob.matches(&text) => {
+                    Some(format!("{name} {text:?} matches {pattern:?}"))
+                }
+                Some(text) => return reject(
+                    Reason::ClaimMismatch,
+                    format!(
+                        "claim {name} is {text:?}, which does not match the account's {pattern:?}"
+                    ),
+                ),
+                None => {
+                    return reject(
+                        Reason::ClaimMismatch,
+                        format!(
+                            "claim {name} is an object or null, so it cannot match {pattern:?}"
+                        ),
+                    )
+                }
+            },
+        };
+        match found {
+            Some(description) => matched.push(description),
             None => {
                 return reject(
                     Reason::ClaimMismatch,
-                    format!("the token has no {name} claim, which the account requires to match {pattern:?}"),
+                    format!("no element of claim {name} matches the account's {pattern:?}"),
                 )
             }
-            Some(Value::String(text)) => text.clone(),
-            Some(value @ (Value::Bool(_) | Value::Number(_))) => value.to_string(),
-            Some(_) => {
-                return reject(
-                    Reason::ClaimMismatch,
-                    format!("claim {name} is not a string, boolean or number, so it cannot match {pattern:?}"),
-                )
-            }
-        };
-        if !Glob::new(pattern).matches(&text) {
-            return reject(
-                Reason::ClaimMismatch,
-                format!("claim {name} is {text:?}, which does not match the account's {pattern:?}"),
-            );
         }
     }
-    Ok(())
+    Ok(matched)
+}
+
+/// A claim's text for matching: a string as it is, a boolean or number as its JSON text.
+fn comparable_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+/// The claim at a dotted `path`: at each level a member whose own name is the longest run of
+/// the remaining segments is tried first (`kubernetes.io` before `kubernetes`), then shorter.
+pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
+    let dots: Vec<usize> = path.match_indices('.').map(|(at, _)| at).collect();
+    dots.iter()
+        .rev()
+        .find_map(|&dot| match claims.get(&path[..dot]) {
+            Some(Value::Object(inner)) => claim_at(inner, &path[dot + 1..]),
+            _ => None,
+        })
 }

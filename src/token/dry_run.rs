@@ -98,8 +98,13 @@ where
         ));
         checks.push(check(
             "claims",
-            claims::check_claim_rules(fields, &token.claims)
-                .map(|()| format!("{} claim rule(s) match", fields.claims.len())),
+            claims::check_claim_rules(fields, &token.claims).map(|matched| {
+                if matched.is_empty() {
+                    "the account has no claim rules".to_owned()
+                } else {
+                    matched.join("; ")
+                }
+            }),
         ));
         checks.push(check(
             "enabled",

@@ -143,7 +143,7 @@ pub fn error_for(form: GrantForm, error: &ExchangeError) -> ApiError {
             ApiError::OAuth {
                 status,
                 error: code,
-                reason: Some(rejection.reason.as_str()),
+                reason: Some(rejection.reason),
                 description: rejection.description.clone(),
             }
         }
@@ -160,6 +160,23 @@ pub fn error_for(form: GrantForm, error: &ExchangeError) -> ApiError {
             reason: None,
             description: "the access token could not be signed; the operator's log says why".into(),
         },
+    }
+}
+
+/// The `scope` member of the answer: the scopes granted — except for an Entra-style request of
+/// `<resource>/.default`, which is answered with the request itself, as Entra does. (MSAL files
+/// the token in its cache under the answered scope and looks it up under the requested one.)
+/// The token's own `scope` claim always lists the scopes granted.
+pub fn answered_scope<'a>(requested: Option<&'a str>, granted: &'a str) -> &'a str {
+    match requested {
+        Some(requested)
+            if requested
+                .split(' ')
+                .any(|scope| scope.ends_with("/.default")) =>
+        {
+            requested
+        }
+        _ => granted,
     }
 }
 
@@ -205,7 +222,7 @@ pub fn log_event(
     };
     let identity = outcome.and_then(|outcome| outcome.identity.as_ref());
     let reason = error.and_then(|error| match error {
-        ApiError::OAuth { reason, .. } => *reason,
+        ApiError::OAuth { reason, .. } => reason.map(Reason::as_str),
         _ => None,
     });
     // What the client was not told: configured values, URLs, what an issuer or KV answered.

@@ -225,6 +225,12 @@ where
             urls: self.urls,
             allow_http_loopback: self.settings.allow_http_loopback,
         };
+        if let Some(jwks) = &account.fields.jwks {
+            // An inline set is the account's own: nothing to fetch, nothing to refetch.
+            let set = self.key_sets.inline(jwks)?;
+            let candidates = keys::select(&set, token.alg, token.kid.as_deref())?;
+            return self.check_with(candidates, token).await;
+        }
         let url = self
             .key_sets
             .jwks_url(

@@ -151,7 +151,12 @@ pub struct KeySets {
     last_refetch: RefCell<HashMap<String, i64>>,
     /// The last failed fetch of each URL.
     failures: RefCell<HashMap<String, Failure>>,
+    /// Accounts' inline key sets, parsed once, by their JSON text.
+    inline: RefCell<HashMap<String, Rc<KeySet>>>,
 }
+
+/// Most inline key sets kept parsed; past it the cache starts over.
+const MAX_INLINE_SETS: usize = 256;
 
 /// Where a key set comes from, and the services to get it.
 pub struct Sources<'a, F: KeySetFetcher, K: KeyValueStore> {
@@ -237,6 +242,25 @@ impl KeySets {
         let wanted = self.wanted_set(url);
         let (value, fetched) = self.fetch(&wanted, sources, now).await?;
         Ok(Some(self.keep(&wanted, sources, value, fetched)))
+    }
+
+    /// An account's inline `jwks`, parsed (once per text and isolate). It was checked when
+    /// written; a set that no longer parses is `jwks_invalid`.
+    pub fn inline(&self, jwks: &Value) -> Result<Rc<KeySet>, Rejection> {
+        let text = jwks.to_string();
+        if let Some(set) = self.inline.borrow().get(&text) {
+            return Ok(set.clone());
+        }
+        let set = Rc::new(parse_key_set(text.as_bytes()).map_err(|why| {
+            Rejection::new(Reason::JwksInvalid, INVALID)
+                .with_detail(format!("the account's inline jwks is not usable: {why}"))
+        })?);
+        let mut inline = self.inline.borrow_mut();
+        if inline.len() >= MAX_INLINE_SETS {
+            inline.clear();
+        }
+        inline.insert(text, set.clone());
+        Ok(set)
     }
 
     fn wanted_set<'a>(&'a self, url: &'a str) -> Wanted<'a, KeySet> {

@@ -60,6 +60,38 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// The numeric `code` of this reason in Venafi's `errors` array (documented in the README
+    /// and the OpenAPI description): 1001 onwards in SPEC.md's order. Fixed forever: clients
+    /// may switch on them. (Errors without a reason have theirs in `ApiError::venafi_code`.)
+    pub fn code(self) -> u32 {
+        match self {
+            Self::MalformedToken => 1001,
+            Self::TokenTooLarge => 1002,
+            Self::UnsupportedAlgorithm => 1003,
+            Self::UnknownKey => 1004,
+            Self::KeyMismatch => 1005,
+            Self::BadSignature => 1006,
+            Self::TokenExpired => 1007,
+            Self::TokenNotYetValid => 1008,
+            Self::IssuedInFuture => 1009,
+            Self::LifetimeTooLong => 1010,
+            Self::MissingClaim => 1011,
+            Self::InvalidClaim => 1012,
+            Self::IssuerMismatch => 1013,
+            Self::AudienceMismatch => 1014,
+            Self::SubjectMismatch => 1015,
+            Self::ClaimMismatch => 1016,
+            Self::NoMatchingAccount => 1017,
+            Self::AmbiguousAccount => 1018,
+            Self::AccountDisabled => 1019,
+            Self::ScopeNotAllowed => 1020,
+            Self::JwksUnavailable => 1021,
+            Self::JwksInvalid => 1022,
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

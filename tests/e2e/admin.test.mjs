@@ -9,6 +9,15 @@ import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
 const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
 const COLLECTION = "/v1/serviceaccounts";
 const GITHUB = "https://token.actions.githubusercontent.com";
+const TENANT_ID = "acme-tenant";
+
+/** The cursor of an RFC 8288 `Link: <…?cursor=…>; rel="next"` header, or null. */
+function nextCursor(headers) {
+  const link = headers.get("link");
+  if (!link) return null;
+  const match = /<([^>]+)>;\s*rel="next"/.exec(link);
+  return new URL(match[1], "http://x").searchParams.get("cursor");
+}
 
 function account(overrides = {}) {
   return {
@@ -37,6 +46,7 @@ describe("admin API", () => {
   before(async () => {
     worker = await startWorker({
       ...DEFAULT_VARS,
+      TENANT_ID,
       SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }),
       ADMIN_TOKEN,
     });
@@ -58,16 +68,31 @@ describe("admin API", () => {
     assert.equal(read.status, 200);
     assert.deepEqual(read.body, created.body);
 
+    assert.equal(read.body.companyId, TENANT_ID, "Venafi's read-only companyId is the tenant");
+    assert.equal(read.headers.get("etag"), created.headers.get("etag"));
+
     const listed = await admin(COLLECTION);
     assert.equal(listed.status, 200);
-    assert.ok(listed.body.serviceAccounts.some((a) => a.id === id));
-    assert.ok("nextCursor" in listed.body);
+    assert.ok(Array.isArray(listed.body), "a JSON array, as Venafi's list is");
+    assert.ok(listed.body.some((a) => a.id === id && a.companyId === TENANT_ID));
+    assert.equal(listed.headers.get("link"), null, "one page: no next link");
 
+    // Venafi's shape: 204 with the new ETag, no body.
+    const plain = await worker.fetch(`${COLLECTION}/${id}`, {
+      method: "PATCH",
+      headers: { "tppl-api-key": ADMIN_TOKEN, "content-type": "application/json" },
+      body: JSON.stringify({ name: "renamed" }),
+    });
+    assert.equal(plain.status, 204);
+    assert.equal(await plain.text(), "");
+    assert.ok(plain.headers.get("etag") && plain.headers.get("etag") !== created.headers.get("etag"));
     const patched = await admin(`${COLLECTION}/${id}`, {
       method: "PATCH",
+      headers: { prefer: "return=representation" },
       body: { subjectPattern: "repo:acme/app:*", enabled: false, owner: null },
     });
     assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.name, "renamed");
     assert.equal(patched.body.subjectPattern, "repo:acme/app:*");
     assert.equal(patched.body.subject, undefined);
     assert.equal(patched.body.enabled, false);
@@ -102,11 +127,11 @@ describe("admin API", () => {
     let pages = 0;
     do {
       const query = `?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-      const { status, body } = await admin(COLLECTION + query);
+      const { status, body, headers } = await admin(COLLECTION + query);
       assert.equal(status, 200, JSON.stringify(body));
-      assert.ok(body.serviceAccounts.length <= 2);
-      seen.push(...body.serviceAccounts.map((a) => a.id));
-      cursor = body.nextCursor;
+      assert.ok(body.length <= 2);
+      seen.push(...body.map((a) => a.id));
+      cursor = nextCursor(headers);
       pages++;
     } while (cursor);
     assert.ok(pages >= 3, `5+ accounts in pages of 2 take 3+ pages, took ${pages}`);
@@ -154,6 +179,7 @@ describe("admin API", () => {
       [{ ...account(), enabled: "yes" }, "enabled"],
       [{ ...account(), authenticationType: "password" }, "authenticationType"],
       [{ ...account(), id: "mine" }, "id"],
+      [{ ...account(), companyId: "other" }, "companyId"],
       [{ ...account(), createdAt: "2020-01-01T00:00:00Z" }, "createdAt"],
       [{ ...account(), color: "blue" }, "color"],
     ];
@@ -234,8 +260,8 @@ describe("admin API", () => {
       assert.equal(response.status, 200);
       assert.ok(Buffer.byteLength(text) <= 4 * 1024 * 1024 + 1024, `page of ${Buffer.byteLength(text)} bytes`);
       const body = JSON.parse(text);
-      for (const { id } of body.serviceAccounts) seen.add(id);
-      cursor = body.nextCursor;
+      for (const { id } of body) seen.add(id);
+      cursor = nextCursor(response.headers);
       pages++;
     } while (cursor);
     assert.ok(pages >= 2, `120 accounts of ~39 KiB need 2+ pages, took ${pages}`);
@@ -311,7 +337,7 @@ describe("admin API", () => {
   });
 
   test("a missing or wrong admin token is 401 with WWW-Authenticate, and changes nothing", async () => {
-    const before = (await admin(`${COLLECTION}?limit=1000`)).body.serviceAccounts.length;
+    const before = (await admin(`${COLLECTION}?limit=1000`)).body.length;
     for (const authorization of [undefined, "Bearer wrong", `Bearer ${ADMIN_TOKEN}x`, `Basic ${ADMIN_TOKEN}`]) {
       const headers = { "content-type": "application/json" };
       if (authorization) headers.authorization = authorization;
@@ -324,7 +350,7 @@ describe("admin API", () => {
       assert.match(responseHeaders.get("www-authenticate"), /^Bearer/);
       assert.ok(body.error_description);
     }
-    assert.equal((await admin(`${COLLECTION}?limit=1000`)).body.serviceAccounts.length, before);
+    assert.equal((await admin(`${COLLECTION}?limit=1000`)).body.length, before);
   });
 });
 

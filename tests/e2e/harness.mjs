@@ -4,6 +4,7 @@ import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { webcrypto } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import net from "node:net";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -34,9 +35,11 @@ export async function newSigningKey() {
  * `outbound` (request => Response) answers every fetch the worker makes, so a test can play
  * an https issuer on any host; `ratelimits` binds Workers Rate Limiting namespaces
  * ({ NAME: { limit, period } }).
+ * `tls` ({ key, cert } in PEM, from tls.mjs) serves https instead of http (Microsoft's clients
+ * refuse http authorities); `port` picks the port (0: any free one).
  * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
  */
-export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits } = {}) {
+export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits, tls, port = 0 } = {}) {
   const BUILD = path.join(ROOT, build);
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -59,7 +62,8 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
           }
         : {}),
       host: "127.0.0.1",
-      port: 0,
+      port,
+      ...(tls ? { https: true, httpsKey: tls.key, httpsCert: tls.cert } : {}),
     }),
   );
   const url = (await mf.ready).toString().replace(/\/$/, "");
@@ -82,4 +86,15 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
     kv: (name) => mf.getKVNamespace(name),
     dispose: () => mf.dispose(),
   };
+}
+
+/** A free TCP port on 127.0.0.1 (for a worker whose ISSUER must name its own port). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
 }

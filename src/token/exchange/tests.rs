@@ -629,7 +629,9 @@ fn claim_mismatch() {
         (json!({"run_attempt": 12}), "run_attempt"),
         (json!({"environment": "staging"}), "environment"),
         (json!({"environment": null}), "environment"),
-        (json!({"environment": ["prod"]}), "environment"),
+        (json!({"environment": ["staging", "dev"]}), "environment"),
+        (json!({"environment": [{"name": "prod"}]}), "environment"),
+        (json!({"environment": {"name": "prod"}}), "environment"),
     ] {
         let mut claims = with(good.clone());
         crate::accounts::merge_patch(
@@ -640,6 +642,64 @@ fn claim_mismatch() {
         assert_eq!(rejection.reason, Reason::ClaimMismatch, "{changes}");
         assert!(rejection.description.contains(claim));
     }
+}
+
+/// Kubernetes tokens nest their claims (`kubernetes.io.namespace`) and GitLab or Entra ones
+/// carry arrays (`groups`): a rule may name a dotted path, and an array matches when any of its
+/// elements does (Vault's `bound_claims`).
+#[test]
+fn claim_rules_reach_into_nested_objects_and_arrays() {
+    let world = World::new();
+    world.add_account(
+        "acct-1",
+        json!({"claims": {"kubernetes.io.namespace": "ci-*", "kubernetes.io.serviceaccount.name": "builder", "groups": "deploy-*"}}),
+    );
+    let kubernetes = json!({
+        "kubernetes.io": {"namespace": "ci-main", "serviceaccount": {"name": "builder", "uid": "u"}},
+        "groups": ["readers", "deploy-prod"],
+    });
+    assert!(world
+        .run(&es256(&world, &with(kubernetes.clone())), None, None)
+        .result
+        .is_ok());
+    for (changes, claim) in [
+        (
+            json!({"kubernetes.io": {"namespace": "default"}}),
+            "kubernetes.io.namespace",
+        ),
+        (json!({"groups": ["readers"]}), "groups"),
+        (json!({"groups": []}), "groups"),
+    ] {
+        let mut claims = with(kubernetes.clone());
+        crate::accounts::merge_patch(
+            claims.as_object_mut().unwrap(),
+            changes.as_object().unwrap(),
+        );
+        let rejection = world.rejection(&es256(&world, &claims), None);
+        assert_eq!(rejection.reason, Reason::ClaimMismatch, "{changes}");
+        assert!(
+            rejection.description.contains(claim),
+            "{}",
+            rejection.description
+        );
+    }
+}
+
+/// A member whose own name has a dot is reached by the longest matching name first.
+#[test]
+fn a_dotted_path_prefers_the_longest_member_name() {
+    use super::claims::claim_at;
+    let claims = json!({
+        "a.b": {"c": "long"},
+        "a": {"b": {"c": "short"}, "x": "only-short"},
+        "flat.name": "flat",
+    });
+    let claims = claims.as_object().unwrap();
+    assert_eq!(claim_at(claims, "a.b.c"), Some(&json!("long")));
+    assert_eq!(claim_at(claims, "a.x"), Some(&json!("only-short")));
+    assert_eq!(claim_at(claims, "flat.name"), Some(&json!("flat")));
+    assert_eq!(claim_at(claims, "a.b.d"), None);
+    assert_eq!(claim_at(claims, "a.x.y"), None);
 }
 
 #[test]
@@ -1241,4 +1301,41 @@ fn a_sub_over_1_kib_is_invalid_claim() {
         "{}",
         rejection.description
     );
+}
+
+/// An account with an inline `jwks` (a private cluster's keys) is verified with it, and nothing
+/// is fetched.
+#[test]
+fn an_inline_jwks_is_used_as_it_is_and_never_fetched() {
+    let world = World::new();
+    let jwks = world.issuer.jwks();
+    world.add_account("acct-1", json!({"jwksURI": null, "jwks": jwks}));
+    world.fetcher.respond(
+        JWKS_URL,
+        Err(FetchError::Network("must not be asked".into())),
+    );
+    for alg in [Alg::Es256, Alg::Rs256, Alg::EdDsa] {
+        let token = world.issuer.sign(alg, &claims(), json!({}));
+        assert!(world.run(&token, None, None).result.is_ok(), "{alg:?}");
+    }
+    let unknown = world
+        .issuer
+        .sign(Alg::Es256, &claims(), json!({"kid": "rotated"}));
+    assert_eq!(world.reason(&unknown), Reason::UnknownKey);
+    assert!(world.fetcher.requests().is_empty());
+}
+
+/// An Entra client asks for `<resource>/.default`: all of the account's scopes.
+#[test]
+fn an_entra_default_scope_is_all_of_the_accounts_scopes() {
+    let world = World::new();
+    world.add_account("acct-1", json!({}));
+    let token = es256(&world, &claims());
+    for scope in [
+        "api://edge-sts/.default",
+        "https://sts.example.com/.default",
+    ] {
+        let issued = world.run(&token, Some(scope), None).result.unwrap();
+        assert_eq!(issued.scope, "certificate-issuance api-integration");
+    }
 }
