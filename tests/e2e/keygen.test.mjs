@@ -42,3 +42,35 @@ test("append then promote: the worker publishes both keys, the signing one first
 test("keygen refuses input that is not a key set", () => {
   assert.throws(() => keygen(["--append"], "{}"));
 });
+
+// The README's deploy commands, run as printed: `npm run --silent keygen | …` must put nothing
+// but the key set on stdout (npm's banner once made a fresh deployment answer 500), and
+// `npm run --silent secrets` nothing but `wrangler secret bulk`'s JSON.
+const ROOT = path.resolve(path.dirname(SCRIPT), "..");
+const npmRun = (script) =>
+  execFileSync("npm", ["run", "--silent", script], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }).toString();
+
+test("npm run --silent keygen prints a key set and nothing else", async () => {
+  const set = JSON.parse(npmRun("keygen"));
+  assert.equal(set.keys.length, 1);
+  const worker = await startWorker({ ...DEFAULT_VARS, ISSUER: "https://sts.example.com", SIGNING_KEYS: npmRun("keygen").trim() });
+  try {
+    assert.equal((await worker.json("/healthz")).status, 200, "a worker given exactly that output is healthy");
+  } finally {
+    await worker.dispose();
+  }
+});
+
+test("npm run --silent secrets prints both secrets as wrangler secret bulk's JSON", async () => {
+  const secrets = JSON.parse(npmRun("secrets"));
+  assert.deepEqual(Object.keys(secrets).sort(), ["ADMIN_TOKEN", "SIGNING_KEYS"]);
+  assert.match(secrets.ADMIN_TOKEN, /^[A-Za-z0-9_-]{43}$/);
+  const worker = await startWorker({ ...DEFAULT_VARS, ISSUER: "https://sts.example.com", ...secrets });
+  try {
+    assert.equal((await worker.json("/healthz")).status, 200);
+    const list = await worker.json("/v1/serviceaccounts", { headers: { authorization: `Bearer ${secrets.ADMIN_TOKEN}` } });
+    assert.equal(list.status, 200);
+  } finally {
+    await worker.dispose();
+  }
+});
