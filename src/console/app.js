@@ -8,7 +8,9 @@ const READABLE_SCOPES = {
   "api-integration": "Custom API Integration",
 };
 const STEPS = ["details", "method", "scope", "credentials", "review"];
-const FIELD_STEP = { name: "details", authenticationType: "method", scopes: "scope", issuerURL: "credentials", jwksURI: "credentials", subject: "credentials", subjectPattern: "credentials", audience: "credentials" };
+const FIELD_STEP = { name: "details", authenticationType: "method", scopes: "scope", issuerURL: "credentials", jwksURI: "credentials", jwks: "credentials", subject: "credentials", subjectPattern: "credentials", audience: "credentials", claims: "credentials" };
+/** SPEC.md's rule for a subjectPattern: this many literal characters, with ':' or '/', first. */
+const MIN_PATTERN_PREFIX = 8;
 const TOKEN_KEY = "edge-sts-admin-token";
 
 const $ = (selector) => document.querySelector(selector);
@@ -185,13 +187,15 @@ function clearErrors(prefix) {
 
 function startWizard() {
   $("#wizard").reset();
+  previewSubject("f");
+  $("#pattern-warning").hidden = true;
   clearErrors("f");
   goTo(0);
 }
 
 function goTo(index) {
   step = index;
-  for (const fieldset of $$("#wizard fieldset")) fieldset.hidden = fieldset.dataset.step !== STEPS[step];
+  for (const fieldset of $$("#wizard fieldset[data-step]")) fieldset.hidden = fieldset.dataset.step !== STEPS[step];
   for (const item of $$(".steps li")) {
     if (item.dataset.step === STEPS[step]) item.setAttribute("aria-current", "step");
     else item.removeAttribute("aria-current");
@@ -203,31 +207,114 @@ function goTo(index) {
   first?.focus();
 }
 
+// ---- subject patterns, claim rules, inline key sets -------------------------------------
+
+/** What a subject pattern would match, in words, and whether it passes SPEC.md's rule. */
+function describePattern(pattern) {
+  const prefix = pattern.split(/[*?]/)[0];
+  const broad = prefix.length < MIN_PATTERN_PREFIX || !/[:/]/.test(prefix);
+  const example = pattern.replace(/\*/g, "anything").replace(/\?/g, "x");
+  const text = pattern === ""
+    ? ""
+    : broad
+      ? `Too broad: a pattern must begin with at least ${MIN_PATTERN_PREFIX} literal characters including ':' or '/' before its first * or ?. “${pattern}” would trust far more workloads than one owner's.`
+      : `Trusts every subject that begins with “${prefix}” and fits the pattern (* is any run of characters, ? one), e.g. “${example}”.`;
+  return { broad, text };
+}
+
+/** Shows the pattern preview under the subject input of the form with `prefix` ("f" or "e"). */
+function previewSubject(prefix) {
+  const form = prefix === "f" ? $("#wizard") : $("#edit-form");
+  const pattern = field(form, "subjectKind").value === "pattern";
+  $(`#${prefix}-subject-preview`).textContent = pattern ? describePattern(field(form, "subject").value).text : "";
+}
+
+/** `claim = pattern` lines as the claims object; throws a message naming the bad line. */
+function parseClaims(text) {
+  const claims = {};
+  for (const [index, line] of text.split("\n").entries()) {
+    if (line.trim() === "") continue;
+    const at = line.indexOf("=");
+    if (at < 1) throw new Error(`Line ${index + 1} is not “claim = pattern”.`);
+    claims[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return claims;
+}
+
+function claimsText(claims) {
+  return Object.entries(claims ?? {}).map(([name, pattern]) => `${name} = ${pattern}`).join("\n");
+}
+
+/** The inline JWK Set textarea as JSON (undefined when empty); throws on text that is not JSON. */
+function parseJwks(text) {
+  if (text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error("This is not JSON: paste the whole JWK Set, {\"keys\": [...]}.");
+  }
+}
+
+/**
+ * The credentials of the form with `prefix` as account members. Problems the page can see
+ * itself (a claim line, JSON) are shown at their field, and the result is null.
+ */
+function credentials(prefix, form) {
+  const out = { audience: field(form, "audience").value };
+  const kind = field(form, "subjectKind").value;
+  out[kind === "pattern" ? "subjectPattern" : "subject"] = field(form, "subject").value;
+  try {
+    out.claims = parseClaims(field(form, "claims").value);
+  } catch (error) {
+    showFieldError(prefix, "claims", error.message);
+    return null;
+  }
+  try {
+    out.jwks = parseJwks(field(form, "jwks").value);
+  } catch (error) {
+    showFieldError(prefix, "jwks", error.message);
+    return null;
+  }
+  return out;
+}
+
 function wizardBody() {
   const form = $("#wizard");
+  const creds = credentials("f", form);
+  if (!creds) return null;
   const body = {
     name: field(form, "name").value,
     authenticationType: field(form, "authenticationType").value,
     scopes: $$("#scope-choices input:checked").map((box) => box.value),
     issuerURL: field(form, "issuerURL").value,
-    subject: field(form, "subject").value,
-    audience: field(form, "audience").value,
+    ...creds,
   };
   if (field(form, "jwksURI").value !== "") body.jwksURI = field(form, "jwksURI").value;
+  if (Object.keys(body.claims).length === 0) delete body.claims;
+  if (body.jwks === undefined) delete body.jwks;
   return body;
 }
 
 function renderReview() {
   const body = wizardBody();
+  if (!body) return;
   const rows = [
     ["Name", body.name],
     ["Authentication method", "Workload Identity Federation"],
     ["Scope", body.scopes.map((scope) => READABLE_SCOPES[scope] ?? scope).join(", ") || "(none)"],
     ["Issuer URL", body.issuerURL],
-    ["JWKS URI", body.jwksURI ?? "(discovered from the issuer)"],
-    ["Subject Identifier", body.subject],
+    ["Keys", body.jwks ? `inline: ${body.jwks.keys?.length ?? 0} key(s)` : body.jwksURI ?? "(discovered from the issuer)"],
+    ["Subject Identifier", body.subject ?? `${body.subjectPattern} (pattern)`],
     ["Audience", body.audience],
+    ["Claim rules", body.claims ? claimsText(body.claims) : "(none)"],
   ];
+  // A pattern is said in words before it is saved, and must be acknowledged.
+  const pattern = body.subjectPattern !== undefined;
+  $("#pattern-warning").hidden = !pattern;
+  $("#f-pattern-ack").checked = false;
+  if (pattern) {
+    $("#pattern-warning-text").textContent = `${describePattern(body.subjectPattern).text} Issuer: ${body.issuerURL}.`;
+  }
   $("#review").replaceChildren(...rows.flatMap(([term, value]) => {
     const dt = document.createElement("dt");
     dt.textContent = term;
@@ -262,7 +349,14 @@ async function wizardNext(event) {
     return;
   }
   clearErrors("f");
-  const { status: code, body } = await api("/v1/serviceaccounts", { method: "POST", body: wizardBody() });
+  const account = wizardBody();
+  if (!account) return;
+  if (account.subjectPattern !== undefined && !$("#f-pattern-ack").checked) {
+    $("#f-form-error").textContent = "Confirm that every workload whose subject fits the pattern may get tokens.";
+    $("#f-pattern-ack").focus();
+    return;
+  }
+  const { status: code, body } = await api("/v1/serviceaccounts", { method: "POST", body: account });
   if (code === 201) {
     show("list");
     status(`Created ${body.name}.`);
@@ -283,8 +377,14 @@ function startEdit(account) {
   field(form, "name").value = account.name;
   field(form, "issuerURL").value = account.issuerURL;
   field(form, "jwksURI").value = account.jwksURI ?? "";
+  field(form, "jwks").value = account.jwks ? JSON.stringify(account.jwks, null, 2) : "";
   field(form, "subject").value = account.subject ?? account.subjectPattern;
+  for (const radio of $$("#edit-form input[name=subjectKind]")) {
+    radio.checked = radio.value === (account.subjectPattern !== undefined ? "pattern" : "exact");
+  }
+  previewSubject("e");
   field(form, "audience").value = account.audience;
+  field(form, "claims").value = claimsText(account.claims);
   for (const box of $$("#edit-scope-choices input")) box.checked = account.scopes.includes(box.value);
   $("#edit-title").textContent = `Edit ${account.name}`;
 }
@@ -293,15 +393,23 @@ async function saveEdit(event) {
   event.preventDefault();
   clearErrors("e");
   const form = $("#edit-form");
-  const ruleField = editing.subjectPattern !== undefined ? "subjectPattern" : "subject";
+  const creds = credentials("e", form);
+  if (!creds) return;
+  // A JSON merge patch: members given replace, null removes. A claim rule no longer listed is
+  // removed by name; one subject rule (or key source) set replaces the other.
+  const claims = { ...Object.fromEntries(Object.keys(editing.claims ?? {}).map((name) => [name, null])), ...creds.claims };
   const patch = {
     name: field(form, "name").value,
     scopes: $$("#edit-scope-choices input:checked").map((box) => box.value),
     issuerURL: field(form, "issuerURL").value,
     jwksURI: field(form, "jwksURI").value === "" ? null : field(form, "jwksURI").value,
-    [ruleField]: field(form, "subject").value,
-    audience: field(form, "audience").value,
+    jwks: creds.jwks ?? null,
+    audience: creds.audience,
+    claims: Object.keys(claims).length === 0 ? null : claims,
   };
+  if (creds.subjectPattern !== undefined) patch.subjectPattern = creds.subjectPattern;
+  else patch.subject = creds.subject;
+  if (patch.jwks !== null) delete patch.jwksURI;
   const { status: code, body } = await api(`/v1/serviceaccounts/${editing.id}`, { method: "PATCH", body: patch });
   if (code === 200) {
     show("list");
@@ -370,6 +478,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#edit-form").addEventListener("submit", saveEdit);
   $("#test-form").addEventListener("submit", testToken);
   $("#more").addEventListener("click", () => loadAccounts(false));
+  for (const prefix of ["f", "e"]) {
+    const form = prefix === "f" ? $("#wizard") : $("#edit-form");
+    field(form, "subject").addEventListener("input", () => previewSubject(prefix));
+    for (const radio of form.querySelectorAll("input[name=subjectKind]")) radio.addEventListener("change", () => previewSubject(prefix));
+  }
   $("#sign-out").addEventListener("click", () => signOut("Signed out."));
   for (const element of $$("[data-view]")) element.addEventListener("click", () => show(element.dataset.view));
   await loadScopes();

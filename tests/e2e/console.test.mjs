@@ -180,4 +180,65 @@ async function flow() {
   await page.getByText("deploy from main was deleted.").waitFor();
   assert.equal(await page.getByRole("row", { name: /deploy from main/ }).count(), 0);
   await screenshot("deleted");
+
+  await patternFlow();
+}
+
+/** A subject pattern (warned about, shown in words), claim rules and an inline key set. */
+async function patternFlow() {
+  await page.getByRole("button", { name: "Create account" }).first().click();
+  const wizard = page.locator("#wizard");
+  await wizard.getByLabel("Name", { exact: true }).fill("every acme repository");
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  await wizard.getByLabel("cert-manager Enterprise Issuer").check();
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  await wizard.getByLabel("Issuer URL", { exact: true }).fill(idp.url);
+  // The issuer's keys pasted inline, as for a private cluster: nothing is fetched.
+  await wizard.getByLabel("Inline JWK Set (optional)").fill(JSON.stringify({ keys: [idp.keys[0].publicJwk] }));
+  await wizard.getByLabel("as a pattern", { exact: false }).check();
+  const subject = wizard.getByLabel("Subject Identifier", { exact: true });
+  await subject.fill("*:*");
+  await page.locator("#f-subject-preview").getByText("Too broad").waitFor();
+  await screenshot("pattern-too-broad");
+  await subject.fill("repo:acme/*");
+  await page.locator("#f-subject-preview").getByText("Trusts every subject that begins with “repo:acme/”").waitFor();
+  await wizard.getByLabel("Audience", { exact: true }).fill(AUDIENCE);
+  await wizard.getByLabel("Claim rules (optional)").fill("repository_owner = acme\nkubernetes.io.namespace = ci-*");
+  await screenshot("pattern-credentials");
+  await wizard.getByRole("button", { name: "Continue" }).click();
+  const warning = page.locator("#pattern-warning");
+  await warning.getByText("Trusts every subject that begins with “repo:acme/”").waitFor();
+  await screenshot("pattern-review-warning");
+  await wizard.getByRole("button", { name: "Finish" }).click();
+  await page.locator("#f-form-error").getByText("Confirm that every workload").waitFor();
+  await warning.getByLabel(/I understand/).check();
+  await wizard.getByRole("button", { name: "Finish" }).click();
+  await page.getByText("Created every acme repository.").waitFor();
+  const row = page.getByRole("row", { name: /every acme repository/ });
+  assert.match(await row.innerText(), /repo:acme\/\* \(pattern\)/);
+
+  // The dry run shows which claim matched, and that the inline key verified the token.
+  await page.getByRole("button", { name: "Test a token every acme repository" }).click();
+  const token = await sign(idp.keys[0], idp.claims({ sub: "repo:acme/tools", repository_owner: "acme", "kubernetes.io": { namespace: "ci-main" } }));
+  await page.getByLabel("Token (JWT)").fill(token);
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.getByText("This token would be accepted for this account.").waitFor();
+  assert.match(await page.locator("#checks").innerText(), /kubernetes\.io\.namespace 'ci-main' matches 'ci-\*'|kubernetes\.io\.namespace "ci-main" matches "ci-\*"/);
+  await screenshot("pattern-test-token");
+
+  // Edit shows the pattern, the claim rules and the key set as they are stored.
+  await page.getByRole("button", { name: "Accounts" }).click();
+  await page.getByRole("button", { name: "Edit every acme repository" }).click();
+  const edit = page.locator("#edit-form");
+  assert.ok(await edit.getByLabel("as a pattern").isChecked());
+  assert.equal(await edit.getByLabel("Claim rules").inputValue(), "kubernetes.io.namespace = ci-*\nrepository_owner = acme");
+  await edit.getByLabel("Claim rules").fill("repository_owner = acme");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Saved every acme repository.").waitFor();
+  const listed = await page.evaluate(async () => {
+    const response = await fetch("/v1/serviceaccounts", { headers: { authorization: `Bearer ${sessionStorage.getItem("edge-sts-admin-token")}` } });
+    return response.json();
+  });
+  assert.deepEqual(listed.find((account) => account.name === "every acme repository").claims, { repository_owner: "acme" });
 }
