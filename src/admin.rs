@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::accounts::store::{AccountStore, ListPosition, StoreError};
 use crate::accounts::{
     check_field_names, is_account_id, merge_patch, validate, Account, FieldError, SubjectRule,
+    AUTHENTICATION_TYPE,
 };
 use crate::error::ApiError;
 use crate::form::{parse_form, FormError};
@@ -96,6 +97,45 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// The display names of the scopes edge-sts knows, as the console and Venafi show them. A scope
+/// of a custom `SCOPES` catalogue is shown by its name.
+pub const SCOPE_NAMES: &[(&str, &str)] = &[
+    ("certificate-issuance", "cert-manager Enterprise Issuer"),
+    ("api-integration", "Custom API Integration"),
+    (
+        "kubernetes-discovery-federated",
+        "Kubernetes Discovery (federated)",
+    ),
+];
+
+/// One entry of `GET /v1/serviceaccounts/scopes`, in Venafi's `ScopeDetails` shape (its
+/// OpenAPI description, operation `get-v1-serviceaccountscopes`).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeDetails<'a> {
+    id: &'a str,
+    readable_name: &'a str,
+    authentication_type: &'static str,
+    authentication_types: [&'static str; 1],
+}
+
+/// The `SCOPES` catalogue as Venafi lists it: a JSON array of `ScopeDetails`.
+pub fn scope_catalogue(settings: &Settings) -> Vec<ScopeDetails<'_>> {
+    settings
+        .scopes
+        .iter()
+        .map(|id| ScopeDetails {
+            id,
+            readable_name: SCOPE_NAMES
+                .iter()
+                .find(|(scope, _)| scope == id)
+                .map_or(id.as_str(), |(_, name)| name),
+            authentication_type: AUTHENTICATION_TYPE,
+            authentication_types: [AUTHENTICATION_TYPE],
+        })
+        .collect()
 }
 
 /// What the admin API needs from the world.

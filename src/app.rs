@@ -93,6 +93,8 @@ enum Route<'p> {
     Accounts(Option<&'p str>),
     /// `/v1/serviceaccounts/{id}/verify`.
     Verify(&'p str),
+    /// `/v1/serviceaccounts/scopes`: the scope catalogue, in Venafi's shape.
+    Scopes,
     /// The admin console's page and assets.
     Console,
 }
@@ -115,6 +117,7 @@ fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
             return Some((Route::Console, GET))
         }
         COLLECTION_PATH => return Some((Route::Accounts(None), COLLECTION_METHODS)),
+        "/v1/serviceaccounts/scopes" => return Some((Route::Scopes, GET)),
         _ => {}
     }
     if let Some(tenant) = path
@@ -301,6 +304,11 @@ where
             })
             .await?;
             Ok(Response::json(200, &answer).with_header("cache-control", "no-store"))
+        }
+        Route::Scopes => {
+            authenticate(request, config, services.rate_limiter).await?;
+            Ok(Response::json(200, &admin::scope_catalogue(settings))
+                .with_header("cache-control", "no-store"))
         }
         Route::Accounts(target) => {
             authenticate(request, config, services.rate_limiter).await?;

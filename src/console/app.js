@@ -3,10 +3,8 @@
 // sessionStorage (this tab only).
 "use strict";
 
-const READABLE_SCOPES = {
-  "certificate-issuance": "cert-manager Enterprise Issuer",
-  "api-integration": "Custom API Integration",
-};
+/** Scope id → display name, from GET /v1/serviceaccounts/scopes (Venafi's readableName). */
+const READABLE_SCOPES = {};
 const STEPS = ["details", "method", "scope", "credentials", "review"];
 const FIELD_STEP = { name: "details", authenticationType: "method", scopes: "scope", issuerURL: "credentials", jwksURI: "credentials", jwks: "credentials", subject: "credentials", subjectPattern: "credentials", audience: "credentials", claims: "credentials" };
 /** SPEC.md's rule for a subjectPattern: this many literal characters, with ':' or '/', first. */
@@ -82,7 +80,7 @@ async function signIn(event) {
   }
   sessionStorage.setItem(TOKEN_KEY, value);
   try {
-    await api("/v1/serviceaccounts?limit=1");
+    await loadScopes();
     $("#admin-token").value = "";
     $("#admin-token-error").textContent = "";
     show("list");
@@ -91,9 +89,11 @@ async function signIn(event) {
   }
 }
 
+/** The scope catalogue with display names; also proves the admin token (a 401 signs out). */
 async function loadScopes() {
-  const response = await fetch("/.well-known/oauth-authorization-server");
-  scopes = response.ok ? (await response.json()).scopes_supported : Object.keys(READABLE_SCOPES);
+  const { body } = await api("/v1/serviceaccounts/scopes");
+  scopes = body.map((scope) => scope.id);
+  for (const scope of body) READABLE_SCOPES[scope.id] = scope.readableName;
   for (const [container, prefix] of [["#scope-choices", "f"], ["#edit-scope-choices", "e"]]) {
     $(container).replaceChildren(...scopes.map((scope) => {
       const label = document.createElement("label");
@@ -485,10 +485,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
   $("#sign-out").addEventListener("click", () => signOut("Signed out."));
   for (const element of $$("[data-view]")) element.addEventListener("click", () => show(element.dataset.view));
-  await loadScopes();
   if (token()) {
     try {
-      await api("/v1/serviceaccounts?limit=1");
+      await loadScopes();
       show("list");
     } catch {
       // signed out with the reason

@@ -307,6 +307,22 @@ mod tests {
         }
     }
 
+    /// MSAL files a token under the scope the answer names and looks it up under the one it
+    /// asked for: a `.default` request is answered with itself.
+    #[test]
+    fn a_default_scope_request_is_answered_with_itself() {
+        let granted = "certificate-issuance api-integration";
+        assert_eq!(
+            answered_scope(Some("api://x/.default"), granted),
+            "api://x/.default"
+        );
+        assert_eq!(
+            answered_scope(Some("certificate-issuance"), "certificate-issuance"),
+            "certificate-issuance"
+        );
+        assert_eq!(answered_scope(None, granted), granted);
+    }
+
     #[test]
     fn more_than_32_parameters_are_invalid_request() {
         let padding: String = (0..30).map(|i| format!("&x{i}=")).collect();

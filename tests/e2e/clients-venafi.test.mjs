@@ -92,6 +92,35 @@ describe("Venafi's tools against edge-sts (requests replayed from their source)"
     assert.equal(deleted.status, 204, `Failed to delete Service Account; response was: ${await deleted.text()}`);
   });
 
+  // jetstack-secure's end-to-end script (hack/e2e/test.sh) and scripts like it: the catalogue with
+  // `readableName`s, Venafi's federated Kubernetes scope, the list as a JSON array whose
+  // accounts carry `companyId`.
+  test("scripts written for Venafi's API: the scope catalogue, the list as an array, companyId", async () => {
+    const scopes = JSON.parse(await (await terraform("GET", "/v1/serviceaccounts/scopes")).text());
+    assert.ok(Array.isArray(scopes));
+    const federated = scopes.find((scope) => scope.id === "kubernetes-discovery-federated");
+    assert.deepEqual(federated, {
+      id: "kubernetes-discovery-federated",
+      readableName: "Kubernetes Discovery (federated)",
+      authenticationType: "rsaKeyFederated",
+      authenticationTypes: ["rsaKeyFederated"],
+    });
+    const created = await terraform("POST", "/v1/serviceaccounts", serviceAccount({
+      name: "venafi-kubernetes-agent",
+      scopes: ["kubernetes-discovery-federated"],
+      authenticationType: "rsaKeyFederated",
+      issuerURL: idp.url,
+      audience: "venafi-cloud",
+      subject: "system:serviceaccount:venafi:venafi-kubernetes-agent",
+    }));
+    assert.equal(created.status, 201);
+    const list = JSON.parse(await (await terraform("GET", "/v1/serviceaccounts")).text());
+    assert.ok(Array.isArray(list));
+    const agent = list.find((account) => account.name === "venafi-kubernetes-agent");
+    assert.equal(agent.companyId, TENANT_ID);
+    assert.deepEqual(agent.scopes, ["kubernetes-discovery-federated"]);
+  });
+
   test("vcert getcred --external-jwt: a token, and on a refusal the errors array it prints", async () => {
     const created = await terraform("POST", "/v1/serviceaccounts", serviceAccount({
       name: "vcert",

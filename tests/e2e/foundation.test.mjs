@@ -62,7 +62,7 @@ describe("a configured worker", () => {
         "urn:ietf:params:oauth:grant-type:token-exchange",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
       ]);
-      assert.deepEqual(body.scopes_supported, ["certificate-issuance", "api-integration"]);
+      assert.deepEqual(body.scopes_supported, ["certificate-issuance", "api-integration", "kubernetes-discovery-federated"]);
     });
   }
 

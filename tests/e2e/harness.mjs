@@ -12,7 +12,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export const DEFAULT_VARS = {
   ISSUER: "",
   TENANT_ID: "",
-  SCOPES: "certificate-issuance,api-integration",
+  SCOPES: "certificate-issuance,api-integration,kubernetes-discovery-federated",
   CLOCK_SKEW_SECONDS: "60",
   ALLOW_HTTP_LOOPBACK: "false",
 };
