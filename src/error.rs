@@ -67,12 +67,14 @@ pub enum ApiError {
     },
 }
 
-/// One entry of Venafi's `errors` array: `{"code": 1006, "message": "…"}`, which Venafi's own
-/// clients (vcert, its Terraform provider) print when a call fails.
+/// One entry of Venafi's `errors` array: `{"code": 1006, "message": "…", "args": []}` (its
+/// OpenAPI description's error schema), which Venafi's own clients (vcert, its Terraform
+/// provider) print when a call fails.
 #[derive(Debug, Serialize)]
 struct VenafiError<'a> {
     code: u32,
     message: &'a str,
+    args: [(); 0],
 }
 
 /// The JSON body of every error response.
@@ -203,6 +205,7 @@ impl ApiError {
                 errors: [VenafiError {
                     code: self.venafi_code(),
                     message: &description,
+                    args: [],
                 }],
             },
         );
