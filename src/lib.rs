@@ -3,30 +3,35 @@
 //! A workload presents a short-lived JWT from its own identity provider; edge-sts checks it
 //! against a service account an administrator registered and answers a 15-minute access token.
 //!
-//! Layout: everything outside `platform` is the **core** — plain Rust with no `worker` import,
-//! no clock and no network, tested natively with `cargo test`. `platform` (wasm32 only) is the
-//! thin layer that reads the Workers runtime (`Env`, KV, `fetch`, Web Crypto, `Date.now()`) and
-//! reaches the core through the traits in [`ports`].
+//! The house, from the ground up (each module imports only those below it):
+//!
+//! | module | what |
+//! |---|---|
+//! | [`text`] | strict JSON, forms, WHATWG URLs, globs, character sets |
+//! | [`jose`] | the workload's token: parsing, algorithms, JWK sets, time rules, the `reason` list |
+//! | [`config`] | the deployment's vars and `SIGNING_KEYS`, checked once |
+//! | [`ports`] | the [`ports::Platform`] the core reaches the outside world through |
+//! | [`accounts`] | service accounts: fields, validation, the KV read model |
+//! | [`policy`] | an account's checks of a verified token, one named list |
+//! | [`exchange`] | the pipeline: token in, access token out; the key-set cache; the dry run |
+//! | [`http`] | the HTTP shell: router, extractors, endpoints, the one error type |
+//! | `platform` | wasm32 only: the Workers runtime behind the ports, the only code importing `worker` |
+//! | [`testing`] | in-memory twins of the ports, test issuers and vectors (tests only) |
+//!
+//! Everything but `platform` is the **core**: no `worker` import, no clock, no network;
+//! `cargo test` runs it natively. docs/architecture.md says why it is shaped so.
 
-pub mod accounts;
-pub mod admin;
-pub mod app;
-pub mod console;
-pub mod discovery;
-pub mod error;
-pub mod form;
-pub mod glob;
+pub(crate) mod accounts;
+pub(crate) mod config;
+pub(crate) mod exchange;
 pub mod http;
-pub mod json;
-pub mod memory;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod native_crypto;
+pub(crate) mod jose;
+pub(crate) mod policy;
 pub mod ports;
-pub mod settings;
-pub mod signing_keys;
-pub mod text;
-pub mod token;
-pub mod url;
+pub(crate) mod text;
+
+#[cfg(any(test, feature = "testing", feature = "selftest"))]
+pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 mod platform;

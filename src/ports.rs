@@ -1,35 +1,60 @@
-//! The small traits through which the core reaches the outside world.
-//!
-//! The platform layer (`src/platform/`) implements each one on Cloudflare Workers; `memory`
-//! implements each one in memory for native tests. The core takes `&impl Trait` and never
-//! knows which it has.
+//! The outside world as the core sees it: one [`Platform`] whose associated types are the
+//! small traits below. The platform layer (`src/platform/`) implements it on Cloudflare
+//! Workers; `testing::memory` implements it in memory for native tests. The core's entry takes
+//! `&P: Platform`; below it, each function is handed only the one port it uses.
 //!
 //! | trait | Workers | in memory |
 //! |---|---|---|
-//! | [`KeyValueStore`] (`ACCOUNTS`, `JWKS_CACHE`) | Workers KV | [`crate::memory::MemoryStore`] |
-//! | [`KeySetFetcher`] | `fetch()` | [`crate::memory::MemoryFetcher`] |
-//! | [`Signer`] | Web Crypto `crypto.subtle` | [`crate::memory::MemorySigner`] (native only) |
-//! | [`SignatureVerifier`] | Web Crypto `crypto.subtle` | [`crate::native_crypto::RustCryptoVerifier`] (native only) |
-//! | [`Entropy`] | `crypto.getRandomValues` (getrandom) | [`crate::memory::CountingEntropy`] |
-//! | [`EventLog`] | `console.log` | [`crate::memory::MemoryLog`] |
-//! | [`Clock`] | `Date.now()` | [`crate::memory::FixedClock`] |
+//! | [`KeyValueStore`] (`ACCOUNTS`, `JWKS_CACHE`) | Workers KV | [`crate::testing::memory::MemoryStore`] |
+//! | [`KeySetFetcher`] | `fetch()` | [`crate::testing::memory::MemoryFetcher`] |
+//! | [`Signer`] | Web Crypto `crypto.subtle` | [`crate::testing::memory::MemorySigner`] (native only) |
+//! | [`SignatureVerifier`] | Web Crypto `crypto.subtle` | [`crate::testing::native_crypto::RustCryptoVerifier`] (native only) |
+//! | [`Entropy`] | `crypto.getRandomValues` (getrandom) | [`crate::testing::memory::CountingEntropy`] |
+//! | [`EventLog`] | `console.log` | [`crate::testing::memory::MemoryLog`] |
+//! | [`Clock`] | `Date.now()` | [`crate::testing::memory::FixedClock`] |
 //! | [`RateLimiter`] | the `TOKEN_RATE_LIMIT` binding | none: tests bind Miniflare's own |
-//! | [`UrlParser`] | the runtime's `URL` | [`crate::memory::WhatwgUrls`] (the `url` crate, native only) |
+//! | [`UrlParser`] | the runtime's `URL` | [`crate::testing::memory::WhatwgUrls`] (the `url` crate, native only) |
 //!
 //! The futures are not `Send`: a Workers isolate runs one thread.
 #![allow(async_fn_in_trait)]
 
-use std::fmt;
+pub use crate::jose::verify::{SignatureVerifier, VerifyError};
+pub use crate::text::url::{ParsedUrl, UrlParser};
+
+/// Everything outside the core, for one request: the bindings, the runtime's services, and the
+/// request's own clock and log.
+pub trait Platform {
+    /// The `ACCOUNTS` namespace: the token path's read model of the accounts.
+    type Accounts: KeyValueStore;
+    /// The `JWKS_CACHE` namespace.
+    type KeySetCache: KeyValueStore;
+    type Fetcher: KeySetFetcher;
+    type Verifier: SignatureVerifier;
+    type Signer: Signer;
+    type Entropy: Entropy;
+    type Clock: Clock;
+    type Log: EventLog;
+    type Urls: UrlParser;
+    type RateLimiter: RateLimiter;
+
+    fn accounts(&self) -> &Self::Accounts;
+    fn key_set_cache(&self) -> &Self::KeySetCache;
+    fn fetcher(&self) -> &Self::Fetcher;
+    fn verifier(&self) -> &Self::Verifier;
+    /// The active signing key; `None` when `SIGNING_KEYS` is unusable (nothing is minted).
+    fn signer(&self) -> Option<&Self::Signer>;
+    fn entropy(&self) -> &Self::Entropy;
+    fn clock(&self) -> &Self::Clock;
+    fn log(&self) -> &Self::Log;
+    fn urls(&self) -> &Self::Urls;
+    /// `TOKEN_RATE_LIMIT`, when bound.
+    fn rate_limiter(&self) -> Option<&Self::RateLimiter>;
+}
 
 /// A failure of the storage backend itself (not "key absent", which is `Ok(None)`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage failed: {0}")]
 pub struct StorageError(pub String);
-
-impl fmt::Display for StorageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "storage failed: {}", self.0)
-    }
-}
 
 /// One page of a key listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,16 +114,28 @@ pub struct Fetched {
     pub body: Vec<u8>,
 }
 
+/// Time allowed for one issuer document, redirects and body included, in seconds (SPEC.md;
+/// panva/jose's default).
+pub const FETCH_TIMEOUT_SECONDS: u64 = 5;
+
+/// Largest issuer document accepted, in bytes (SPEC.md). Google's JWKS is ~1.5 KiB; 100
+/// RSA-4096 keys with certificates stay under 256 KiB.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
 /// Why a fetch brought nothing back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    /// No answer within the time limit.
+    /// No answer within [`FETCH_TIMEOUT_SECONDS`].
+    #[error("no answer within {FETCH_TIMEOUT_SECONDS} s")]
     Timeout,
-    /// The body was larger than the limit.
+    /// The body was larger than [`MAX_DOCUMENT_BYTES`].
+    #[error("the body is larger than {MAX_DOCUMENT_BYTES} bytes")]
     TooLarge,
     /// Redirected too often, or to a URL the rules refuse.
+    #[error("{0}")]
     BadRedirect(String),
     /// The connection failed.
+    #[error("{0}")]
     Network(String),
 }
 
@@ -107,24 +144,9 @@ pub trait KeySetFetcher {
     async fn fetch(&self, url: &str) -> Result<Fetched, FetchError>;
 }
 
-/// Why a signature could not be checked at all (as opposed to checked and found wrong).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyError(pub String);
-
-/// Verifies a workload token's signature with one of its issuer's keys. The key has already
-/// been checked to fit the algorithm, and the signature's shape to fit the key.
-pub trait SignatureVerifier {
-    async fn verify(
-        &self,
-        alg: crate::token::alg::Alg,
-        key: &crate::token::keys::IssuerKey,
-        signing_input: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, VerifyError>;
-}
-
 /// Why signing failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct SignError(pub String);
 
 /// Signs minted tokens with the active `SIGNING_KEYS` key.
@@ -136,39 +158,13 @@ pub trait Signer {
 }
 
 /// Why no random bytes could be had.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct EntropyError(pub String);
 
 /// Cryptographically secure random bytes: account ids now, token ids later.
 pub trait Entropy {
     fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError>;
-}
-
-/// A URL as the WHATWG URL Standard parses it: the parser the platform's `fetch` uses itself,
-/// so a URL checked and stored in this form is exactly the URL that is later fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedUrl {
-    /// The serialisation (`href`): lower-case scheme and host, IDNA to ASCII, IPv4 in dotted
-    /// decimal, default port dropped, percent-encoding and dot segments normalised.
-    pub href: String,
-    /// `"https:"`, `"http:"`, …
-    pub protocol: String,
-    pub username: String,
-    pub password: String,
-    /// The host as it is connected to; an IPv6 literal keeps its brackets.
-    pub hostname: String,
-    /// Empty for the scheme's default port.
-    pub port: String,
-    pub pathname: String,
-}
-
-/// Parses URLs by the WHATWG URL Standard. Pure, but a port all the same: in the worker it is
-/// the runtime's own `URL` (what `fetch` parses with, and no code in the wasm); natively a
-/// Rust implementation of the same standard.
-pub trait UrlParser {
-    /// `input` parsed, against `base` when given (as a redirect's `Location` is); `None` when
-    /// the standard calls it a failure.
-    fn parse(&self, input: &str, base: Option<&str>) -> Option<ParsedUrl>;
 }
 
 /// Where the one structured log line per token request goes (SPEC.md). The line is a JSON

@@ -10,22 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use edge_sts::accounts::{check_field_names, validate};
-use edge_sts::admin::AdminToken;
-use edge_sts::app::{handle, Config, Services};
-use edge_sts::form::parse_form;
+use edge_sts::http::router::{handle, Isolate};
 use edge_sts::http::{Method, Request};
-use edge_sts::json::parse_strict;
-use edge_sts::memory::{
-    block_on, CountingEntropy, FixedClock, MemoryFetcher, MemoryLog, MemoryRateLimiter,
-    MemorySigner, MemoryStore, WhatwgUrls,
-};
-use edge_sts::native_crypto::RustCryptoVerifier;
-use edge_sts::settings::{Settings, Vars};
-use edge_sts::signing_keys::SigningKeys;
-use edge_sts::token::alg::Alg;
-use edge_sts::token::key_sets::KeySets;
-use edge_sts::token::keys::{misfit, parse_key_set, select};
+use edge_sts::testing::fuzzing;
+use edge_sts::testing::memory::{block_on, FixedClock, MemoryPlatform};
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config as RunnerConfig, RngAlgorithm, TestCaseError, TestRng, TestRunner,
@@ -154,38 +142,22 @@ fn fuzz(
 }
 
 struct World {
-    config: Config,
-    accounts: MemoryStore,
-    jwks_cache: MemoryStore,
-    key_sets: KeySets,
-    fetcher: MemoryFetcher,
-    signer: MemorySigner,
-    entropy: CountingEntropy,
-    clock: FixedClock,
-    log: MemoryLog,
+    isolate: Isolate,
+    platform: MemoryPlatform,
 }
 
 impl World {
     /// A worker with one account for the seed tokens' issuer and subject, and its JWKS served.
     fn new() -> Self {
-        let keys = SigningKeys::parse(SIGNING_KEYS).unwrap();
+        let mut platform = fuzzing::platform(SIGNING_KEYS);
+        platform.clock = FixedClock::at_seconds(NOW);
         let world = Self {
-            signer: MemorySigner::new(keys.active()).unwrap(),
-            config: Config {
-                settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
-                signing_keys: Ok(keys),
-                admin_token: AdminToken::from_secret(Some(ADMIN.into())),
-            },
-            accounts: MemoryStore::new(),
-            jwks_cache: MemoryStore::new(),
-            key_sets: KeySets::new(),
-            fetcher: MemoryFetcher::new(),
-            entropy: CountingEntropy::default(),
-            clock: FixedClock::at_seconds(NOW),
-            log: MemoryLog::default(),
+            isolate: fuzzing::isolate(SIGNING_KEYS, ADMIN),
+            platform,
         };
         let jwks = String::from_utf8(seeds("jwks").remove(0)).unwrap();
         world
+            .platform
             .fetcher
             .serve("https://idp.example.com/jwks", &jwks, None);
         let body = r#"{"name":"f","scopes":["certificate-issuance"],"issuerURL":"https://idp.example.com","jwksURI":"https://idp.example.com/jwks","subject":"repo:acme/app:ref:refs/heads/main","audience":"https://sts.example.com"}"#;
@@ -214,20 +186,7 @@ impl World {
             .headers
             .push(("content-type".into(), content_type.into()));
         request.body = body.to_vec();
-        let services = Services {
-            accounts: &self.accounts,
-            jwks_cache: &self.jwks_cache,
-            key_sets: &self.key_sets,
-            fetcher: &self.fetcher,
-            urls: &WhatwgUrls,
-            verifier: &RustCryptoVerifier,
-            signer: Some(&self.signer),
-            entropy: &self.entropy,
-            clock: &self.clock,
-            log: &self.log,
-            rate_limiter: None::<&MemoryRateLimiter>,
-        };
-        let response = block_on(handle(&request, &self.config, &services));
+        let response = block_on(handle(&request, &self.isolate, &self.platform));
         (response.status, response.body)
     }
 }
@@ -272,12 +231,8 @@ fn fuzz_token_pipeline() {
 #[ignore = "fuzzing: run with `npm run fuzz`"]
 fn fuzz_account_json() {
     let world = World::new();
-    let settings = Settings::from_vars(&Vars::default(), &WhatwgUrls).unwrap();
     fuzz("account JSON", inputs("account"), |body| {
-        if let Ok(serde_json::Value::Object(object)) = parse_strict(&body, 32) {
-            let _ =
-                check_field_names(&object).and_then(|()| validate(&object, &settings, &WhatwgUrls));
-        }
+        let _ = fuzzing::account_body(&body);
         let (status, response) = world.send(
             Method::Post,
             "/v1/serviceaccounts",
@@ -299,7 +254,7 @@ fn fuzz_account_json() {
 fn fuzz_form_and_query() {
     let world = World::new();
     fuzz("form and query", inputs("form"), |body| {
-        let _ = parse_form(&body);
+        let _ = fuzzing::form(&body);
         let (status, _) = world.send(
             Method::Post,
             "/oauth2/token",
@@ -326,15 +281,8 @@ fn fuzz_form_and_query() {
 #[ignore = "fuzzing: run with `npm run fuzz`"]
 fn fuzz_jwks() {
     fuzz("JWKS", inputs("jwks"), |body| {
-        if let Ok(set) = parse_key_set(&body) {
-            ensure(set.keys.len() <= 100, || "more than 100 keys kept".into())?;
-            for alg in Alg::ALL {
-                for key in &set.keys {
-                    let _ = misfit(key, alg);
-                }
-                let _ = select(&set, alg, None);
-                let _ = select(&set, alg, Some("a"));
-            }
+        if let Some(kept) = fuzzing::key_set(&body) {
+            ensure(kept <= 100, || "more than 100 keys kept".into())?;
         }
         Ok(())
     });

@@ -2,7 +2,9 @@
 //! exchange reads no KV. SPEC.md allows it: "an isolate may keep an account it read for up to
 //! 10 s". Writes go through this cache, so a change takes effect at once in the isolate that
 //! made it. Listings are never cached, and `get_fresh` (what admin writes read) goes to KV.
-//! No clock here: the request's time is passed in.
+//! No clock here: the request's time is passed in. The platform layer (wasm32) puts it in front
+//! of `ACCOUNTS`; natively only its tests use it.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -102,7 +104,7 @@ impl<K: KeyValueStore> KeyValueStore for CachedStore<'_, K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{block_on, MemoryStore};
+    use crate::testing::memory::{block_on, MemoryStore};
 
     #[test]
     fn reads_are_kept_for_10_s_and_writes_show_at_once() {
@@ -169,7 +171,7 @@ mod admin_writes {
     use super::*;
     use crate::accounts::store::{issuer_index_key, AccountStore};
     use crate::accounts::{AccountFields, SubjectRule};
-    use crate::memory::{block_on, MemoryStore};
+    use crate::testing::memory::{block_on, MemoryStore};
 
     fn fields(subject: &str) -> AccountFields {
         AccountFields {

@@ -387,8 +387,8 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{block_on, MemoryStore};
     use crate::ports::KeyValueStore;
+    use crate::testing::memory::{block_on, MemoryStore};
 
     const NOW: &str = "2026-11-23T12:00:00.000Z";
     const LATER: &str = "2026-11-23T12:05:00.000Z";

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::memory::WhatwgUrls;
-use crate::settings::{Settings, Vars};
+use crate::config::settings::{Settings, Vars};
+use crate::testing::memory::WhatwgUrls;
 
 fn settings() -> Settings {
     Settings::from_vars(&Vars::default(), &WhatwgUrls).unwrap()

@@ -9,10 +9,10 @@ use worker::web_sys::{Crypto, CryptoKey, SubtleCrypto};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
+use crate::config::signing_keys::SigningKey;
+use crate::jose::alg::{Alg, KeyNeed};
+use crate::jose::keys::IssuerKey;
 use crate::ports::{SignError, SignatureVerifier, Signer, VerifyError};
-use crate::signing_keys::SigningKey;
-use crate::token::alg::{Alg, KeyNeed};
-use crate::token::keys::IssuerKey;
 
 /// Most imported issuer keys kept per isolate; past it the cache starts over. Real isolates
 /// see a few issuers with a few keys each.

@@ -12,11 +12,11 @@ use worker::{
 
 use super::JsUrls;
 use crate::ports::{FetchError, Fetched, KeySetFetcher};
-use crate::token::key_sets::MAX_DOCUMENT_BYTES;
-use crate::url::resolve_redirect;
+use crate::ports::{FETCH_TIMEOUT_SECONDS, MAX_DOCUMENT_BYTES};
+use crate::text::url::resolve_redirect;
 
-/// Time allowed for one document, redirects and body included (SPEC.md; panva/jose's default).
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for one document, redirects and body included (the port's contract).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(FETCH_TIMEOUT_SECONDS);
 
 /// Most redirects followed (SPEC.md).
 pub const MAX_REDIRECTS: usize = 3;

@@ -9,6 +9,7 @@ mod fetch;
 mod kv;
 #[cfg(feature = "selftest")]
 mod selftest;
+mod services;
 mod task;
 
 use std::cell::{Cell, RefCell};
@@ -25,32 +26,31 @@ use worker::worker_sys::Context;
 use worker::{event, Env};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
-use crate::admin::{AdminToken, MAX_BODY_BYTES};
-use crate::app::{self, Config, Services};
-use crate::error::ApiError;
+use crate::config::settings::{Settings, Vars};
+use crate::config::signing_keys::{SigningKeys, SigningKeysError};
+use crate::exchange::key_sets::KeySets;
+use crate::http::auth::AdminToken;
+use crate::http::error::ApiError;
+use crate::http::extract::MAX_BODY_BYTES;
+use crate::http::router::{self, Isolate};
 use crate::http::{Method, Request, Response};
-use crate::ports::{Clock, Entropy, EntropyError, EventLog, ParsedUrl, RateLimiter, UrlParser};
-use crate::settings::{Settings, Vars};
-use crate::signing_keys::{SigningKeys, SigningKeysError};
-use crate::token::key_sets::KeySets;
-use crate::url::split_request_url;
+use crate::text::url::split_request_url;
 
-pub use crypto::{WebCryptoSigner, WebCryptoVerifier};
-pub use fetch::WorkersFetcher;
-pub use kv::WorkersKv;
+use crypto::{WebCryptoSigner, WebCryptoVerifier};
+use fetch::WorkersFetcher;
+use kv::WorkersKv;
+use services::{ConsoleLog, JsUrls, WorkersPlatform, WorkersRateLimiter};
 
-/// What an isolate keeps between requests: its config, the active signing key imported into
-/// Web Crypto, and its caches.
+/// What an isolate keeps between requests: the core's [`Isolate`] (its checked configuration
+/// and caches), the active signing key imported into Web Crypto, and the platform's caches.
 struct IsolateState {
-    config: Rc<Config>,
+    isolate: Isolate,
     /// The active signing key, imported into Web Crypto.
-    signer: Option<Rc<WebCryptoSigner>>,
-    /// Issuer key sets and discovered JWKS URIs.
-    key_sets: Rc<KeySets>,
+    signer: Option<WebCryptoSigner>,
     /// Imported issuer keys.
-    verifier: Rc<WebCryptoVerifier>,
+    verifier: WebCryptoVerifier,
     /// `ACCOUNTS` reads of the last 10 s.
-    accounts: Rc<AccountCache>,
+    accounts: AccountCache,
     /// `SERVER_TIMING=true`: answer with this request's KV and subrequest counts.
     server_timing: bool,
     /// `TOKEN_RATE_LIMIT`, when bound.
@@ -124,40 +124,35 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
         ),
         Err(error) => return error.clone().into_response(),
     };
-    let accounts = CachedStore {
-        inner: &accounts_kv,
-        cache: &state.accounts,
-        now_ms: started,
-    };
-    let fetcher = WorkersFetcher {
-        allow_http_loopback: state
-            .config
-            .settings
-            .as_ref()
-            .is_ok_and(|settings| settings.allow_http_loopback),
-        subrequests: Cell::new(0),
-    };
-    let services = Services {
-        accounts: &accounts,
-        jwks_cache: &jwks_cache,
-        key_sets: &state.key_sets,
-        fetcher: &fetcher,
-        urls: &JsUrls,
-        verifier: &*state.verifier,
-        signer: state.signer.as_deref(),
-        entropy: &WorkersEntropy,
-        clock: &WorkersClock,
-        log: &ConsoleLog { started },
+    let allow_http_loopback = state
+        .isolate
+        .settings
+        .as_ref()
+        .is_ok_and(|settings| settings.allow_http_loopback);
+    let platform = WorkersPlatform {
+        accounts: CachedStore {
+            inner: &accounts_kv,
+            cache: &state.accounts,
+            now_ms: started,
+        },
+        jwks_cache,
+        fetcher: WorkersFetcher {
+            allow_http_loopback,
+            subrequests: Cell::new(0),
+        },
+        verifier: &state.verifier,
+        signer: state.signer.as_ref(),
+        log: ConsoleLog { started },
         rate_limiter: state.rate_limiter.as_ref(),
     };
-    let mut response = app::handle(&request, &state.config, &services).await;
+    let mut response = router::handle(&request, &state.isolate, &platform).await;
     if state.server_timing {
         // I/O of this request, for benchmarks: a warm exchange should show all zeros.
         let timing = format!(
             "kv-read;desc={}, kv-write;desc={}, subrequest;desc={}",
-            accounts_kv.reads.get() + jwks_cache.reads.get(),
-            accounts_kv.writes.get() + jwks_cache.writes.get(),
-            fetcher.subrequests.get()
+            accounts_kv.reads.get() + platform.jwks_cache.reads.get(),
+            accounts_kv.writes.get() + platform.jwks_cache.writes.get(),
+            platform.fetcher.subrequests.get()
         );
         response = response.with_header("server-timing", &timing);
     }
@@ -186,12 +181,12 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     if let Ok(keys) = &signing_keys {
         for (index, key) in keys.all().iter().enumerate() {
             match WebCryptoSigner::import(key).await {
-                Ok(imported) if index == 0 => signer = Some(Rc::new(imported)),
+                Ok(imported) if index == 0 => signer = Some(imported),
                 Ok(_) => {}
                 Err(problem) => {
                     signing_keys = Err(SigningKeysError::BadKey {
                         index,
-                        problem: format!("Web Crypto refused it: {}", problem.0),
+                        problem: format!("Web Crypto refused it: {problem}"),
                     });
                     signer = None;
                     break;
@@ -199,17 +194,17 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
             }
         }
     }
-    let config = Config {
+    let isolate = Isolate {
         settings: Settings::from_vars(&vars, &JsUrls),
         signing_keys,
         admin_token: AdminToken::from_secret(admin_token),
+        key_sets: KeySets::default(),
     };
     let state = Rc::new(IsolateState {
-        config: Rc::new(config),
+        isolate,
         signer,
-        key_sets: Rc::default(),
-        verifier: Rc::default(),
-        accounts: Rc::default(),
+        verifier: WebCryptoVerifier::default(),
+        accounts: AccountCache::default(),
         server_timing: var(env, "SERVER_TIMING").as_deref() == Some("true"),
         rate_limiter: env
             .rate_limiter("TOKEN_RATE_LIMIT")
@@ -342,75 +337,4 @@ fn to_web_response(response: Response) -> worker::Result<web_sys::Response> {
         )
     };
     created.map_err(|error: JsValue| worker::Error::from(error))
-}
-
-/// The runtime's own WHATWG `URL`: exactly the parser its `fetch` uses.
-pub struct JsUrls;
-
-impl UrlParser for JsUrls {
-    fn parse(&self, input: &str, base: Option<&str>) -> Option<ParsedUrl> {
-        let url = match base {
-            None => web_sys::Url::new(input),
-            Some(base) => web_sys::Url::new_with_base(input, base),
-        }
-        .ok()?;
-        Some(ParsedUrl {
-            href: url.href(),
-            protocol: url.protocol(),
-            username: url.username(),
-            password: url.password(),
-            hostname: url.hostname(),
-            port: url.port(),
-            pathname: url.pathname(),
-        })
-    }
-}
-
-/// The `TOKEN_RATE_LIMIT` binding (Workers Rate Limiting).
-pub struct WorkersRateLimiter(worker::RateLimiter);
-
-impl RateLimiter for WorkersRateLimiter {
-    async fn allow(&self, key: &str) -> bool {
-        match self.0.limit(key.to_owned()).await {
-            Ok(outcome) => outcome.success,
-            Err(error) => {
-                worker::console_error!("TOKEN_RATE_LIMIT could not answer, so it allowed: {error}");
-                true
-            }
-        }
-    }
-}
-
-/// `Date.now()`.
-pub struct WorkersClock;
-
-impl Clock for WorkersClock {
-    fn now_millis(&self) -> u64 {
-        Date::now() as u64
-    }
-}
-
-/// `crypto.getRandomValues`, through getrandom's `wasm_js` backend.
-pub struct WorkersEntropy;
-
-impl Entropy for WorkersEntropy {
-    fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError> {
-        getrandom::fill(bytes).map_err(|error| EntropyError(error.to_string()))
-    }
-}
-
-/// One JSON line per token request on the console (Workers Logs / `wrangler tail`), with the
-/// request's latency added. The core never hands it a token, a signature or a secret.
-pub struct ConsoleLog {
-    /// `Date.now()` when the request arrived.
-    pub started: u64,
-}
-
-impl EventLog for ConsoleLog {
-    fn record(&self, mut event: serde_json::Value) {
-        // Workers freeze Date.now() during CPU work, so this counts I/O waits (KV, fetch); CPU
-        // time is in the platform's own metrics.
-        event["latency_ms"] = serde_json::json!((Date::now() as u64).saturating_sub(self.started));
-        worker::console_log!("{event}");
-    }
 }

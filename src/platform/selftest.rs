@@ -13,8 +13,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 
 use super::WebCryptoVerifier;
 use crate::http::{Request, Response};
-use crate::token::alg::Alg;
-use crate::token::vector_check::verify_cases;
+use crate::jose::alg::Alg;
+use crate::testing::vector_check::verify_cases;
 
 pub async fn verify(request: &Request, verifier: &WebCryptoVerifier) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {

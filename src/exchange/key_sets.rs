@@ -1,0 +1,485 @@
+//! Issuer key sets (JWKS) and OIDC discovery, cached in isolate memory and in `JWKS_CACHE`.
+//!
+//! | cache | key | value | fresh for | kept |
+//! |---|---|---|---|---|
+//! | isolate memory | JWKS URL | parsed [`KeySet`] | response `max-age`, clamped 5 min–24 h (default 1 h) | for the isolate's life |
+//! | `JWKS_CACHE` | `jwks:{sha256(url)}` | `{url, fetchedAt, freshUntil, value: {keys}}` | same | freshness + 24 h (KV TTL) |
+//! | isolate memory | issuer URL | discovered `jwks_uri` | discovery response `max-age`, clamped | for the isolate's life |
+//! | `JWKS_CACHE` | `oidc:{sha256(issuerURL)}` | `{url, fetchedAt, freshUntil, value: {issuer, jwks_uri}}` | same | freshness + 24 h |
+//! | isolate memory | URL | the last failed fetch | 30 s | until it cools down |
+//!
+//! A fresh document in memory costs nothing: no KV read, no subrequest, no KV write.
+//! `JWKS_CACHE` is written in the background (the answer does not wait for KV's write). A stale
+//! document is refetched; if that fails, the last good one serves for up to 24 h past its
+//! freshness (stale-if-error). A failed fetch is remembered for 30 s, so an issuer that is down
+//! costs one fetch per URL and isolate per 30 s, not one per request. An unknown `kid`
+//! refetches once, at most every 30 s per URL (like panva/jose's remote JWKS).
+//!
+//! What failed is said in two ways: the client hears only that the issuer's keys could not be
+//! had; the URL and the issuer's answer go to the rejection's `detail` (log line, dry run).
+//! No clock here: `now` (seconds) is passed in. I/O only through the traits handed in.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::jose::keys::{parse_key_set, KeySet};
+use crate::jose::reason::{Reason, Rejection};
+use crate::ports::{
+    FetchError, KeySetFetcher, KeyValueStore, Platform, UrlParser, MAX_DOCUMENT_BYTES,
+};
+use crate::text::json::parse_strict;
+use crate::text::url::normalize_url;
+
+/// Freshness bounds of a fetched document, in seconds (SPEC.md): an issuer's `max-age` is
+/// honoured within 5 minutes and 24 hours; without one, 1 hour.
+pub const MIN_FRESH_SECONDS: i64 = 300;
+pub const MAX_FRESH_SECONDS: i64 = 86_400;
+pub const DEFAULT_FRESH_SECONDS: i64 = 3_600;
+
+/// How long past its freshness the last good document still serves when a refetch fails.
+pub const STALE_IF_ERROR_SECONDS: i64 = 86_400;
+
+/// Least time between two fetches of one URL for an unknown `kid` (as panva/jose does): a
+/// stream of tokens with random `kid`s must not turn into a stream of subrequests.
+pub const REFETCH_COOLDOWN_SECONDS: i64 = 30;
+
+/// How long a failed fetch is remembered (SPEC.md): an issuer that is down is asked again after
+/// this, not on every anonymous request (each of which could otherwise cost 4 hops of 5 s).
+pub const FAILURE_COOLDOWN_SECONDS: i64 = 30;
+
+/// `JWKS_CACHE` key prefixes.
+pub const JWKS_PREFIX: &str = "jwks:";
+pub const DISCOVERY_PREFIX: &str = "oidc:";
+
+/// What a client is told when an issuer's keys cannot be had: nothing of the issuer's answer.
+const UNAVAILABLE: &str = "the issuer's keys could not be fetched; try again later";
+const INVALID: &str =
+    "the issuer's keys could not be used: it does not publish a usable key set; try again later";
+
+/// Parses a fetched (or stored) document into its in-memory form and the JSON kept in KV.
+type Parse<'p, T> = &'p dyn Fn(&[u8]) -> Result<(T, Value), String>;
+
+/// A document as kept in memory.
+#[derive(Debug)]
+struct Cached<T> {
+    value: Rc<T>,
+    fresh_until: i64,
+}
+
+impl<T> Clone for Cached<T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            fresh_until: self.fresh_until,
+        }
+    }
+}
+
+impl<T> Cached<T> {
+    /// Within the issuer's own freshness: used without asking anyone.
+    fn is_fresh(&self, now: i64) -> bool {
+        now < self.fresh_until
+    }
+
+    /// Past its freshness but young enough to serve while the issuer cannot be reached.
+    fn is_stale_usable(&self, now: i64) -> bool {
+        now < self.fresh_until + STALE_IF_ERROR_SECONDS
+    }
+}
+
+/// A fetch that failed, remembered so the URL is not fetched again at once.
+#[derive(Debug, Clone)]
+struct Failure {
+    at: i64,
+    rejection: Rejection,
+}
+
+impl Failure {
+    fn is_cooling_down(&self, now: i64) -> bool {
+        now - self.at < FAILURE_COOLDOWN_SECONDS
+    }
+}
+
+/// A document as kept in `JWKS_CACHE`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    url: String,
+    fetched_at: i64,
+    fresh_until: i64,
+    value: Value,
+}
+
+/// One kind of document kept in isolate memory, by name.
+#[derive(Debug)]
+struct Shelf<T> {
+    documents: RefCell<HashMap<String, Cached<T>>>,
+}
+
+impl<T> Default for Shelf<T> {
+    fn default() -> Self {
+        Self {
+            documents: RefCell::default(),
+        }
+    }
+}
+
+impl<T> Shelf<T> {
+    fn get(&self, name: &str) -> Option<Cached<T>> {
+        self.documents.borrow().get(name).cloned()
+    }
+
+    fn put(&self, name: &str, cached: Cached<T>) {
+        self.documents.borrow_mut().insert(name.to_owned(), cached);
+    }
+}
+
+/// The isolate's key sets and discovered JWKS URIs. Lives as long as the isolate.
+#[derive(Debug, Default)]
+pub struct KeySets {
+    sets: Shelf<KeySet>,
+    jwks_uris: Shelf<String>,
+    /// When each URL was last refetched for an unknown `kid` (any outcome), for the cooldown.
+    last_refetch: RefCell<HashMap<String, i64>>,
+    /// The last failed fetch of each URL.
+    failures: RefCell<HashMap<String, Failure>>,
+    /// Accounts' inline key sets, parsed once, by their JSON text.
+    inline: RefCell<HashMap<String, Rc<KeySet>>>,
+}
+
+/// Most inline key sets kept parsed; past it the cache starts over.
+const MAX_INLINE_SETS: usize = 256;
+
+/// Where a key set comes from: the platform's fetcher, `JWKS_CACHE` and URL parser, and
+/// whether loopback issuers are allowed.
+pub(crate) struct Sources<'a, P: Platform> {
+    pub platform: &'a P,
+    pub allow_http_loopback: bool,
+}
+
+/// One document to find: which shelf and KV prefix, its name there, where to fetch it, how
+/// to parse it.
+struct Wanted<'a, T> {
+    shelf: &'a Shelf<T>,
+    prefix: &'static str,
+    name: &'a str,
+    url: &'a str,
+    parse: Parse<'a, T>,
+}
+
+impl KeySets {
+    /// The JWKS URL of an account: its `jwksURI`, or the one its issuer's discovery names.
+    pub(crate) async fn jwks_url<P: Platform>(
+        &self,
+        issuer_url: &str,
+        jwks_uri: Option<&str>,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Result<String, Rejection> {
+        if let Some(uri) = jwks_uri {
+            return Ok(uri.to_owned());
+        }
+        let discovery_url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer_url.trim_end_matches('/')
+        );
+        let parse = |body: &[u8]| {
+            discovered_jwks_uri(
+                body,
+                issuer_url,
+                sources.allow_http_loopback,
+                sources.platform.urls(),
+            )
+        };
+        let wanted = Wanted {
+            shelf: &self.jwks_uris,
+            prefix: DISCOVERY_PREFIX,
+            name: issuer_url,
+            url: &discovery_url,
+            parse: &parse,
+        };
+        let uri = self.find(wanted, sources, now).await?;
+        Ok((*uri).clone())
+    }
+
+    /// The key set at `url`, fresh or within stale-if-error.
+    pub(crate) async fn key_set<P: Platform>(
+        &self,
+        url: &str,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Result<Rc<KeySet>, Rejection> {
+        self.find(self.wanted_set(url), sources, now).await
+    }
+
+    /// For an unknown `kid`: the key set fetched anew, unless `url` was already refetched for
+    /// an unknown `kid` in the last [`REFETCH_COOLDOWN_SECONDS`], or its last fetch failed in
+    /// the last [`FAILURE_COOLDOWN_SECONDS`] (then `None`). A failed refetch is an error; the
+    /// caller still holds the set it had.
+    pub(crate) async fn refetch<P: Platform>(
+        &self,
+        url: &str,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Result<Option<Rc<KeySet>>, Rejection> {
+        let refetched_lately = self
+            .last_refetch
+            .borrow()
+            .get(url)
+            .is_some_and(|&last| now - last < REFETCH_COOLDOWN_SECONDS);
+        if refetched_lately || self.failure(url, now).is_some() {
+            return Ok(None);
+        }
+        self.last_refetch.borrow_mut().insert(url.to_owned(), now);
+        let wanted = self.wanted_set(url);
+        let (value, fetched) = self.fetch(&wanted, sources, now).await?;
+        Ok(Some(self.keep(&wanted, sources, value, fetched)))
+    }
+
+    /// An account's inline `jwks`, parsed (once per text and isolate). It was checked when
+    /// written; a set that no longer parses is `jwks_invalid`.
+    pub(crate) fn inline(&self, jwks: &Value) -> Result<Rc<KeySet>, Rejection> {
+        let text = jwks.to_string();
+        if let Some(set) = self.inline.borrow().get(&text) {
+            return Ok(set.clone());
+        }
+        let set = Rc::new(parse_key_set(text.as_bytes()).map_err(|why| {
+            Rejection::new(Reason::JwksInvalid, INVALID)
+                .with_detail(format!("the account's inline jwks is not usable: {why}"))
+        })?);
+        let mut inline = self.inline.borrow_mut();
+        if inline.len() >= MAX_INLINE_SETS {
+            inline.clear();
+        }
+        inline.insert(text, set.clone());
+        Ok(set)
+    }
+
+    fn wanted_set<'a>(&'a self, url: &'a str) -> Wanted<'a, KeySet> {
+        Wanted {
+            shelf: &self.sets,
+            prefix: JWKS_PREFIX,
+            name: url,
+            url,
+            parse: &parse_stored_key_set,
+        }
+    }
+
+    /// The cache walk shared by key sets and discovery documents: memory, then KV, then fetch
+    /// (unless the URL failed lately), falling back to a stale copy when the fetch fails.
+    async fn find<T, P: Platform>(
+        &self,
+        wanted: Wanted<'_, T>,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Result<Rc<T>, Rejection> {
+        let mut stale = wanted.shelf.get(wanted.name);
+        if let Some(cached) = stale.as_ref().filter(|cached| cached.is_fresh(now)) {
+            return Ok(cached.value.clone());
+        }
+        // A KV failure is no reason to fail the exchange: fall through to fetching.
+        let kv_key = cache_key(wanted.prefix, wanted.name);
+        if let Ok(Some(text)) = sources.platform.key_set_cache().get(&kv_key).await {
+            if let Some(cached) = from_stored(&text, wanted.url, wanted.parse) {
+                wanted.shelf.put(wanted.name, cached.clone());
+                if cached.is_fresh(now) {
+                    return Ok(cached.value);
+                }
+                stale = Some(cached);
+            }
+        }
+        let stale = stale.filter(|cached| cached.is_stale_usable(now));
+        if let Some(failure) = self.failure(wanted.url, now) {
+            return stale.map(|cached| cached.value).ok_or(failure.rejection);
+        }
+        match self.fetch(&wanted, sources, now).await {
+            Ok((value, fetched)) => Ok(self.keep(&wanted, sources, value, fetched)),
+            Err(rejection) => stale.map(|cached| cached.value).ok_or(rejection),
+        }
+    }
+
+    /// The failure of `url` that is still cooling down, if any.
+    fn failure(&self, url: &str, now: i64) -> Option<Failure> {
+        self.failures
+            .borrow()
+            .get(url)
+            .filter(|failure| failure.is_cooling_down(now))
+            .cloned()
+    }
+
+    /// Fetches and parses a document, remembering a failure; returns it (with its form for KV)
+    /// and when it was fetched for how long.
+    async fn fetch<T, P: Platform>(
+        &self,
+        wanted: &Wanted<'_, T>,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Result<((T, Value), Fetch), Rejection> {
+        match fetch(wanted.url, sources.platform.fetcher(), wanted.parse).await {
+            Ok((parsed, max_age)) => {
+                self.failures.borrow_mut().remove(wanted.url);
+                Ok((parsed, Fetch { at: now, max_age }))
+            }
+            Err(rejection) => {
+                let failure = Failure {
+                    at: now,
+                    rejection: rejection.clone(),
+                };
+                self.failures
+                    .borrow_mut()
+                    .insert(wanted.url.to_owned(), failure);
+                Err(rejection)
+            }
+        }
+    }
+
+    /// Keeps a fetched document in memory, and in `JWKS_CACHE` in the background.
+    fn keep<T, P: Platform>(
+        &self,
+        wanted: &Wanted<'_, T>,
+        sources: &Sources<'_, P>,
+        (value, stored_value): (T, Value),
+        fetched: Fetch,
+    ) -> Rc<T> {
+        let cached = Cached {
+            value: Rc::new(value),
+            fresh_until: fetched.at + fetched.max_age,
+        };
+        wanted.shelf.put(wanted.name, cached.clone());
+        let record = Stored {
+            url: wanted.url.to_owned(),
+            fetched_at: fetched.at,
+            fresh_until: cached.fresh_until,
+            value: stored_value,
+        };
+        if let Ok(text) = serde_json::to_string(&record) {
+            let ttl = (fetched.max_age + STALE_IF_ERROR_SECONDS) as u64;
+            // Best effort, and not waited for: the exchange neither fails nor waits because of
+            // the shared cache (a KV write takes far longer than a read).
+            sources.platform.key_set_cache().put_in_background(
+                &cache_key(wanted.prefix, wanted.name),
+                text,
+                Some(ttl),
+            );
+        }
+        cached.value
+    }
+}
+
+/// When a document was fetched, and for how many seconds it is fresh.
+#[derive(Debug, Clone, Copy)]
+struct Fetch {
+    at: i64,
+    max_age: i64,
+}
+
+fn cache_key(prefix: &str, name: &str) -> String {
+    format!(
+        "{prefix}{}",
+        Base64UrlUnpadded::encode_string(&Sha256::digest(name.as_bytes()))
+    )
+}
+
+fn from_stored<T>(text: &str, url: &str, parse: Parse<'_, T>) -> Option<Cached<T>> {
+    let stored: Stored = serde_json::from_str(text).ok()?;
+    // A hand edit (or a hash collision) must not serve another URL's document.
+    if stored.url != url {
+        return None;
+    }
+    let body = serde_json::to_vec(&stored.value).ok()?;
+    let (value, _) = parse(&body).ok()?;
+    Some(Cached {
+        value: Rc::new(value),
+        fresh_until: stored.fresh_until,
+    })
+}
+
+/// Fetches and parses a document; returns it with its form for KV, and its freshness in
+/// seconds.
+async fn fetch<T, F: KeySetFetcher>(
+    url: &str,
+    fetcher: &F,
+    parse: Parse<'_, T>,
+) -> Result<((T, Value), i64), Rejection> {
+    let unavailable = |why: String| {
+        Rejection::new(Reason::JwksUnavailable, UNAVAILABLE)
+            .with_detail(format!("fetching {url} failed: {why}"))
+    };
+    let fetched = fetcher
+        .fetch(url)
+        .await
+        .map_err(|error: FetchError| unavailable(error.to_string()))?;
+    if fetched.status != 200 {
+        return Err(unavailable(format!("it answered HTTP {}", fetched.status)));
+    }
+    if fetched.body.len() > MAX_DOCUMENT_BYTES {
+        return Err(unavailable(format!(
+            "the body is larger than {MAX_DOCUMENT_BYTES} bytes"
+        )));
+    }
+    let parsed = parse(&fetched.body).map_err(|why| {
+        Rejection::new(Reason::JwksInvalid, INVALID)
+            .with_detail(format!("{url} is not usable: {why}"))
+    })?;
+    Ok((parsed, freshness(fetched.cache_control.as_deref())))
+}
+
+/// Seconds a response stays fresh: its `max-age`, clamped; [`DEFAULT_FRESH_SECONDS`] without.
+pub fn freshness(cache_control: Option<&str>) -> i64 {
+    let max_age = cache_control.and_then(|header| {
+        header.split(',').find_map(|directive| {
+            let (name, value) = directive.trim().split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("max-age")
+                .then(|| value.trim().trim_matches('"').parse::<i64>().ok())?
+        })
+    });
+    max_age
+        .unwrap_or(DEFAULT_FRESH_SECONDS)
+        .clamp(MIN_FRESH_SECONDS, MAX_FRESH_SECONDS)
+}
+
+/// A JWKS body: the parsed set, and the usable keys for KV.
+fn parse_stored_key_set(body: &[u8]) -> Result<(KeySet, Value), String> {
+    let set = parse_key_set(body)?;
+    let keys: Vec<Value> = set.keys.iter().map(|key| key.to_jwk()).collect();
+    Ok((set, json!({ "keys": keys })))
+}
+
+/// An OIDC discovery document: its `jwks_uri`, after checking its `issuer` is the account's.
+fn discovered_jwks_uri(
+    body: &[u8],
+    issuer_url: &str,
+    allow_http_loopback: bool,
+    urls: &dyn UrlParser,
+) -> Result<(String, Value), String> {
+    let document = parse_strict(body, 32)
+        .map_err(|error| format!("the discovery document is not JSON: {error}"))?;
+    let issuer = document
+        .get("issuer")
+        .and_then(Value::as_str)
+        .ok_or("the discovery document has no issuer")?;
+    if issuer != issuer_url {
+        return Err(format!(
+            "the discovery document's issuer {issuer:?} is not the account's issuerURL"
+        ));
+    }
+    let jwks_uri = document
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or("the discovery document has no jwks_uri")?;
+    let jwks_uri = normalize_url(jwks_uri, allow_http_loopback, urls)
+        .map_err(|problem| format!("the discovery document's jwks_uri is refused: {problem}"))?;
+    // Stored in the same shape it is read back from.
+    let stored = json!({ "issuer": issuer, "jwks_uri": jwks_uri });
+    Ok((jwks_uri, stored))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! The key-set cache on a fixed `now`: freshness from `Cache-Control` clamped to 5 min–24 h,
+//! stale-if-error for 24 h, a failure remembered for 30 s, the unknown-`kid` refetch cooldown.
+
+use serde_json::json;
+
+use super::*;
+use crate::ports::KeyValueStore;
+use crate::ports::{FetchError, Fetched};
+use crate::testing::memory::{block_on, MemoryPlatform};
+
+const NOW: i64 = 1_795_435_200;
+const URL: &str = "https://idp.example.com/jwks";
+
+fn jwks() -> String {
+    json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "k1"}]})
+        .to_string()
+}
+
+struct Fixture {
+    key_sets: KeySets,
+    platform: MemoryPlatform,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let fixture = Self {
+            key_sets: KeySets::default(),
+            platform: MemoryPlatform::default(),
+        };
+        fixture.platform.fetcher.serve(URL, &jwks(), None);
+        fixture
+    }
+
+    fn sources(&self) -> Sources<'_, MemoryPlatform> {
+        Sources {
+            platform: &self.platform,
+            allow_http_loopback: false,
+        }
+    }
+
+    fn get(&self, now: i64) -> Result<Rc<KeySet>, Rejection> {
+        block_on(self.key_sets.key_set(URL, &self.sources(), now))
+    }
+
+    fn fetches(&self) -> usize {
+        self.platform.fetcher.requests().len()
+    }
+}
+
+#[test]
+fn freshness_is_the_max_age_clamped_to_5_minutes_and_24_hours() {
+    let cases = [
+        (None, 3_600),
+        (Some("no-store"), 3_600),
+        (Some("max-age=600"), 600),
+        (Some("public, max-age=7200, must-revalidate"), 7_200),
+        (Some("MAX-AGE=\"900\""), 900),
+        (Some("max-age=0"), 300),
+        (Some("max-age=60"), 300),
+        (Some("max-age=604800"), 86_400),
+        (Some("max-age=-5"), 300),
+        (Some("max-age=soon"), 3_600),
+    ];
+    for (header, seconds) in cases {
+        assert_eq!(freshness(header), seconds, "{header:?}");
+    }
+}
+
+#[test]
+fn a_fresh_set_is_served_from_memory_a_stale_one_is_fetched_again() {
+    let fixture = Fixture::new();
+    fixture.platform.fetcher.respond(
+        URL,
+        Ok(Fetched {
+            status: 200,
+            cache_control: Some("max-age=600".into()),
+            body: jwks().into_bytes(),
+        }),
+    );
+    fixture.get(NOW).unwrap();
+    fixture.get(NOW + 599).unwrap();
+    assert_eq!(fixture.fetches(), 1);
+    fixture.get(NOW + 600).unwrap();
+    assert_eq!(fixture.fetches(), 2);
+}
+
+#[test]
+fn a_stale_set_serves_for_24_hours_while_the_issuer_is_down() {
+    let fixture = Fixture::new();
+    fixture.get(NOW).unwrap(); // fresh for the default hour
+    fixture
+        .platform
+        .fetcher
+        .respond(URL, Err(FetchError::Network("down".into())));
+    assert!(fixture.get(NOW + 3_600).is_ok(), "stale, served");
+    assert!(fixture.get(NOW + 3_600 + 86_399).is_ok());
+    let gone = fixture.get(NOW + 3_600 + 86_400).unwrap_err();
+    assert_eq!(gone.reason, Reason::JwksUnavailable);
+}
+
+#[test]
+fn a_failure_is_remembered_for_30_seconds() {
+    let fixture = Fixture::new();
+    fixture
+        .platform
+        .fetcher
+        .respond(URL, Err(FetchError::Timeout));
+    for offset in [0, 1, 29] {
+        let rejection = fixture.get(NOW + offset).unwrap_err();
+        assert_eq!(rejection.reason, Reason::JwksUnavailable);
+        assert!(rejection.detail.unwrap().contains("5 s"));
+    }
+    assert_eq!(fixture.fetches(), 1);
+    fixture.platform.fetcher.serve(URL, &jwks(), None);
+    assert!(fixture.get(NOW + 30).is_ok());
+    assert_eq!(fixture.fetches(), 2);
+}
+
+#[test]
+fn an_unknown_kid_refetches_at_most_every_30_seconds_and_not_after_a_failure() {
+    let fixture = Fixture::new();
+    fixture.get(NOW).unwrap();
+    let refetch = |now| block_on(fixture.key_sets.refetch(URL, &fixture.sources(), now));
+    assert!(refetch(NOW + 1).unwrap().is_some());
+    assert!(refetch(NOW + 2).unwrap().is_none(), "cooling down");
+    assert!(refetch(NOW + 31).unwrap().is_some());
+    fixture
+        .platform
+        .fetcher
+        .respond(URL, Err(FetchError::Network("down".into())));
+    assert!(refetch(NOW + 62).is_err());
+    assert_eq!(fixture.fetches(), 4);
+    // The failure cools down before the next try, whatever the refetch cooldown says.
+    assert!(refetch(NOW + 91).unwrap().is_none());
+    assert!(
+        fixture.get(NOW + 93).is_ok(),
+        "the last good set still serves"
+    );
+    assert_eq!(fixture.fetches(), 4);
+}
+
+#[test]
+fn the_shared_cache_holds_what_was_fetched_for_other_isolates() {
+    let fixture = Fixture::new();
+    fixture.get(NOW).unwrap();
+    let key = cache_key(JWKS_PREFIX, URL);
+    let stored = fixture.platform.jwks_cache.entry(&key).unwrap();
+    assert_eq!(stored.ttl_seconds, Some(3_600 + 86_400));
+    let record: Value = serde_json::from_str(&stored.value).unwrap();
+    assert_eq!(record["url"], URL);
+    assert_eq!(record["freshUntil"], NOW + 3_600);
+    // Another isolate reads it instead of fetching.
+    let other = Fixture::new();
+    block_on(other.platform.jwks_cache.put(&key, &stored.value, None)).unwrap();
+    other
+        .platform
+        .fetcher
+        .respond(URL, Err(FetchError::Network("must not be asked".into())));
+    assert!(other.get(NOW + 10).is_ok());
+    assert_eq!(other.fetches(), 0);
+}

@@ -1,0 +1,342 @@
+//! The exchange pipeline: a workload's JWT in, a minted access token out (or why not).
+//!
+//! | module | what |
+//! |---|---|
+//! | here | [`Exchange::run`]: the pipeline, finding the account, the signature, minting |
+//! | [`key_sets`] | issuer key sets and discovery, cached in the isolate and in `JWKS_CACHE` |
+//! | [`dry_run`] | the admin's dry run: the same checks, every verdict shown |
+//!
+//! No clock and no I/O of its own: the time arrives in [`Exchange::now`], the world through the
+//! [`Platform`].
+
+pub(crate) mod dry_run;
+pub(crate) mod key_sets;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde_json::{json, Value};
+
+use crate::accounts::store::{AccountStore, StoreError};
+use crate::accounts::{is_account_id, Account, SubjectRule};
+use crate::config::settings::Settings;
+use crate::jose::claims::{self, Identity};
+use crate::jose::jws::{self, UntrustedToken};
+use crate::jose::keys;
+use crate::jose::reason::{Reason, Rejection};
+use crate::jose::verify::{verify, VerifiedToken};
+use crate::policy::{self, Context, AFTER_SIGNATURE, BEFORE_SIGNATURE};
+use crate::ports::{Entropy, Platform, Signer};
+use key_sets::{KeySets, Sources};
+
+/// Lifetime of a minted access token, in seconds: 15 minutes, whatever the incoming token's
+/// own lifetime (SPEC.md and the seed).
+pub const ACCESS_TOKEN_SECONDS: i64 = 900;
+
+/// Random bytes in a minted token's `jti`: 128 bits (a UUIDv4 has only 122).
+pub const JTI_BYTES: usize = 16;
+
+/// The claim of a minted token that records, for audit, which workload token it was
+/// exchanged for: `{"iss": …, "sub": …, "jti": …}` of the incoming token.
+pub const FEDERATED_CLAIM: &str = "federated";
+
+/// One exchange (or dry run): the world, the deployment's settings, the isolate's key sets,
+/// and the request's time.
+pub(crate) struct Exchange<'a, P: Platform> {
+    pub platform: &'a P,
+    pub settings: &'a Settings,
+    pub key_sets: &'a KeySets,
+    /// `iss` and `aud` of minted tokens.
+    pub issuer: &'a str,
+    /// Seconds since the epoch.
+    pub now: i64,
+}
+
+/// What the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The workload's JWT.
+    pub assertion: String,
+    /// Space-separated scopes; `None`: all of the account's.
+    pub scope: Option<String>,
+    /// An account id: then only that account is tried.
+    pub client_id: Option<String>,
+}
+
+/// A minted access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub access_token: String,
+    pub scope: String,
+    pub account_id: String,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeError {
+    /// The token was judged and refused.
+    #[error("{}", .0.description)]
+    Rejected(Rejection),
+    /// KV failed; the client may retry.
+    #[error("the account store failed: {0}")]
+    Storage(String),
+    /// Signing the access token failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+impl From<Rejection> for ExchangeError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected(rejection)
+    }
+}
+
+impl From<StoreError> for ExchangeError {
+    fn from(error: StoreError) -> Self {
+        Self::Storage(error.to_string())
+    }
+}
+
+/// The outcome, with what is known of the token for the log line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub result: Result<Issued, ExchangeError>,
+    pub identity: Option<Identity>,
+    pub account_id: Option<String>,
+}
+
+impl<P: Platform> Exchange<'_, P> {
+    /// Runs the pipeline, one `?` per step:
+    /// 1. parse: size, three canonical base64url parts, strict JSON, `alg` allow-list, refused
+    ///    header members ([`jws::parse`]);
+    /// 2. identity: `iss`, `sub` (and `jti`) of the unverified token, to find the account;
+    /// 3. account: `client_id`'s, or the one whose issuer is `iss` and whose subject rule matches
+    ///    `sub` (exact first, then patterns);
+    /// 4. [`BEFORE_SIGNATURE`]: the account's issuer is the token's;
+    /// 5. signature: the key set (the account's `jwks`, its `jwksURI`, or its issuer's
+    ///    discovered one, cached or fetched), the key by `kid` (refetching once on an unknown
+    ///    one), then the signature itself, which makes the token a [`VerifiedToken`];
+    /// 6. [`AFTER_SIGNATURE`]: times, audience, subject, `claims`, enabled (with the account for
+    ///    exactly this `iss` and `sub`, which blocks the subject when disabled);
+    /// 7. scope;
+    /// 8. mint.
+    pub async fn run(&self, request: &TokenRequest) -> Outcome {
+        let mut outcome = Outcome {
+            result: Err(ExchangeError::Storage(String::new())),
+            identity: None,
+            account_id: None,
+        };
+        outcome.result = self.pipeline(request, &mut outcome).await;
+        outcome
+    }
+
+    async fn pipeline(
+        &self,
+        request: &TokenRequest,
+        outcome: &mut Outcome,
+    ) -> Result<Issued, ExchangeError> {
+        let token = jws::parse(&request.assertion)?;
+        let identity = claims::identity(&token.claims)?;
+        outcome.identity = Some(identity.clone());
+        let account = self
+            .find_account(&identity, request.client_id.as_deref())
+            .await?;
+        outcome.account_id = Some(account.id.clone());
+        for check in BEFORE_SIGNATURE {
+            (check.run)(&account, &identity)?;
+        }
+        let verified = self.verify_signature(&account, &token).await?;
+        let exact_account = self.exact_account(&account, &identity).await?;
+        let context = self.context(exact_account.as_ref());
+        for check in AFTER_SIGNATURE {
+            (check.run)(&account, &verified, &identity, &context)?;
+        }
+        let scope = policy::grant_scope(&account, request.scope.as_deref())?;
+        let access_token = self.mint(&account, &scope, &identity).await?;
+        Ok(Issued {
+            access_token,
+            scope,
+            account_id: account.id,
+        })
+    }
+
+    fn context<'c>(&self, exact_account: Option<&'c Account>) -> Context<'c> {
+        Context {
+            now: self.now,
+            leeway: self.settings.clock_skew_seconds,
+            exact_account,
+        }
+    }
+
+    /// Step 3. Descriptions echo only the token's own values: the signature is not checked yet.
+    async fn find_account(
+        &self,
+        identity: &Identity,
+        client_id: Option<&str>,
+    ) -> Result<Account, ExchangeError> {
+        let store = AccountStore::cached(self.platform.accounts());
+        let Identity { iss, sub, .. } = identity;
+        if let Some(client_id) = client_id {
+            // Not even the shape of an account id: no lookup (a long one is no valid KV key).
+            if !is_account_id(client_id) {
+                let shown: String = client_id.chars().take(64).collect();
+                return Err(no_account(format!(
+                    "client_id {shown:?} is not a service account id"
+                )));
+            }
+            return store.get(client_id).await?.ok_or_else(|| {
+                no_account(format!("client_id {client_id:?} is not a service account"))
+            });
+        }
+        let entries = store.candidates(iss).await?;
+        let mut exact = Vec::new();
+        let mut patterns = Vec::new();
+        for entry in entries.iter().filter(|entry| entry.subject.matches(sub)) {
+            // The index only names candidates; the record decides.
+            let Some(account) = store.get(&entry.id).await? else {
+                continue;
+            };
+            if account.fields.issuer_url != *iss || !account.fields.subject.matches(sub) {
+                continue;
+            }
+            match account.fields.subject {
+                SubjectRule::Exact(_) => exact.push(account),
+                SubjectRule::Pattern(_) => patterns.push(account),
+            }
+        }
+        // An exact subject wins outright; ambiguity arises only among patterns.
+        let mut matches = if exact.is_empty() { patterns } else { exact };
+        match matches.len() {
+            0 => Err(no_account(format!(
+                "no service account has issuer {iss:?} and a subject rule matching {sub:?}"
+            ))),
+            1 => Ok(matches.swap_remove(0)),
+            n => {
+                // Other accounts' ids are configuration: they go to the log, not to the client.
+                let ids: Vec<&str> = matches.iter().map(|account| account.id.as_str()).collect();
+                Err(Rejection::new(
+                    Reason::AmbiguousAccount,
+                    format!("{n} service accounts match issuer {iss:?} and subject {sub:?}; send client_id to choose one"),
+                )
+                .with_detail(format!("the matching accounts: {}", ids.join(", ")))
+                .into())
+            }
+        }
+    }
+
+    /// Step 5: the account's key set, the key, the signature.
+    async fn verify_signature<'t>(
+        &self,
+        account: &Account,
+        token: &'t UntrustedToken,
+    ) -> Result<VerifiedToken<'t>, Rejection> {
+        let verifier = self.platform.verifier();
+        let kid = token.kid.as_deref();
+        if let Some(jwks) = &account.fields.jwks {
+            // An inline set is the account's own: nothing to fetch, nothing to refetch.
+            let set = self.key_sets.inline(jwks)?;
+            return verify(token, &keys::select(&set, token.alg, kid)?, verifier).await;
+        }
+        let sources = Sources {
+            platform: self.platform,
+            allow_http_loopback: self.settings.allow_http_loopback,
+        };
+        let url = self
+            .key_sets
+            .jwks_url(
+                &account.fields.issuer_url,
+                account.fields.jwks_uri.as_deref(),
+                &sources,
+                self.now,
+            )
+            .await?;
+        let set = self.key_sets.key_set(&url, &sources, self.now).await?;
+        match keys::select(&set, token.alg, kid) {
+            Ok(candidates) => verify(token, &candidates, verifier).await,
+            Err(rejection) if rejection.reason == Reason::UnknownKey => {
+                // Perhaps the issuer rotated: refetch once (at most every 30 s per URL). If that
+                // fails while a set is cached, the key is simply unknown.
+                let Ok(Some(fresh)) = self.key_sets.refetch(&url, &sources, self.now).await else {
+                    return Err(rejection);
+                };
+                verify(token, &keys::select(&fresh, token.alg, kid)?, verifier).await
+            }
+            Err(rejection) => Err(rejection),
+        }
+    }
+
+    /// The account for exactly the token's (`iss`, `sub`), when `account` is another (a
+    /// `client_id` chose a pattern account): the enabled check hears of it. Read only after the
+    /// signature verified.
+    async fn exact_account(
+        &self,
+        account: &Account,
+        identity: &Identity,
+    ) -> Result<Option<Account>, StoreError> {
+        if account.fields.subject.is_exactly(&identity.sub) {
+            return Ok(None);
+        }
+        let store = AccountStore::cached(self.platform.accounts());
+        for entry in store.candidates(&identity.iss).await? {
+            if !entry.subject.is_exactly(&identity.sub) {
+                continue;
+            }
+            if let Some(exact) = store.get(&entry.id).await? {
+                if exact.fields.issuer_url == identity.iss
+                    && exact.fields.subject.is_exactly(&identity.sub)
+                {
+                    return Ok(Some(exact));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Step 8: an RFC 9068 access token, signed ES256 with the active key.
+    async fn mint(
+        &self,
+        account: &Account,
+        scope: &str,
+        identity: &Identity,
+    ) -> Result<String, ExchangeError> {
+        let mut jti = [0u8; JTI_BYTES];
+        self.platform
+            .entropy()
+            .fill(&mut jti)
+            .map_err(|error| ExchangeError::Signing(format!("no random bytes for jti: {error}")))?;
+        let signer = self
+            .platform
+            .signer()
+            .ok_or_else(|| ExchangeError::Signing("SIGNING_KEYS has no usable key".into()))?;
+        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": signer.kid()});
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": account.id,
+            "aud": self.issuer,
+            "client_id": account.id,
+            "scope": scope,
+            "iat": self.now,
+            "exp": self.now + ACCESS_TOKEN_SECONDS,
+            "jti": Base64UrlUnpadded::encode_string(&jti),
+            FEDERATED_CLAIM: {"iss": identity.iss, "sub": identity.sub, "jti": identity.jti},
+        });
+        let signing_input = format!("{}.{}", encode_json(&header), encode_json(&claims));
+        let signature = signer
+            .sign(signing_input.as_bytes())
+            .await
+            .map_err(|error| ExchangeError::Signing(error.to_string()))?;
+        Ok(format!(
+            "{signing_input}.{}",
+            Base64UrlUnpadded::encode_string(&signature)
+        ))
+    }
+}
+
+fn encode_json(value: &Value) -> String {
+    Base64UrlUnpadded::encode_string(value.to_string().as_bytes())
+}
+
+fn no_account(description: String) -> ExchangeError {
+    Rejection::new(Reason::NoMatchingAccount, description).into()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! The router: the route table, who may call each route, and the hand-off to its endpoint.
+//!
+//! The platform layer calls [`handle`] with the isolate's [`Isolate`] and its [`Platform`];
+//! native tests call it the same way with the in-memory platform, without a server (axum's
+//! "a function builds the whole app"). Errors flow up as [`ApiError`] and become responses in
+//! one place. No I/O here beyond the platform.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::json;
+
+use super::auth::{authenticate, AdminToken};
+use super::error::ApiError;
+use super::{admin, console, discovery, introspect, token, verify, Method, Request, Response};
+use crate::config::settings::{Settings, SettingsError};
+use crate::config::signing_keys::{SigningKeys, SigningKeysError};
+use crate::exchange::key_sets::KeySets;
+use crate::ports::{Clock, Platform};
+
+/// What an isolate keeps between requests: its configuration, parsed and checked once from its
+/// vars and secrets, and its caches.
+#[derive(Debug)]
+pub struct Isolate {
+    pub settings: Result<Settings, SettingsError>,
+    pub signing_keys: Result<SigningKeys, SigningKeysError>,
+    /// `None`: the admin API is disabled.
+    pub admin_token: Option<AdminToken>,
+    /// Issuer key sets and discovered JWKS URIs.
+    pub key_sets: KeySets,
+}
+
+impl Isolate {
+    pub(crate) fn settings(&self) -> Result<&Settings, ApiError> {
+        self.settings.as_ref().map_err(|error| error.clone().into())
+    }
+
+    pub(crate) fn signing_keys(&self) -> Result<&SigningKeys, ApiError> {
+        self.signing_keys.as_ref().map_err(ApiError::from)
+    }
+
+    /// Checks the admin credential (and, past the rate limit, refuses guessing).
+    async fn authenticate<P: Platform>(
+        &self,
+        request: &Request,
+        platform: &P,
+    ) -> Result<(), ApiError> {
+        authenticate(request, self.admin_token.as_ref(), platform.rate_limiter()).await
+    }
+}
+
+/// Where the admin API lives.
+pub const COLLECTION_PATH: &str = "/v1/serviceaccounts";
+
+/// The endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'p> {
+    Health,
+    Jwks,
+    Metadata,
+    /// `/oauth2/token`, or the Venafi or Entra path with its tenant id.
+    Token {
+        tenant: Option<&'p str>,
+    },
+    /// Entra-compatible discovery: `/{tenant}[/v2.0]/.well-known/openid-configuration`.
+    TenantMetadata(&'p str),
+    /// Entra's `/{tenant}/oauth2/v2.0/authorize`, which MSAL insists is named: a JSON 400.
+    Authorize(&'p str),
+    Introspect,
+    /// `/v1/serviceaccounts` (`None`) or `/v1/serviceaccounts/{id}`.
+    Accounts(Option<&'p str>),
+    /// `/v1/serviceaccounts/scopes`: the scope catalogue, in Venafi's shape.
+    Scopes,
+    /// `/v1/serviceaccounts/{id}/verify`.
+    Verify(&'p str),
+    /// The admin console's page and assets.
+    Console,
+}
+
+const GET: &[Method] = &[Method::Get];
+const POST: &[Method] = &[Method::Post];
+const GET_POST: &[Method] = &[Method::Get, Method::Post];
+const COLLECTION_METHODS: &[Method] = &[Method::Get, Method::Post];
+const ITEM_METHODS: &[Method] = &[Method::Get, Method::Patch, Method::Delete];
+
+/// The route of `path` and the methods it takes.
+fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
+    match path {
+        "/healthz" => return Some((Route::Health, GET)),
+        "/.well-known/jwks.json" => return Some((Route::Jwks, GET)),
+        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
+            return Some((Route::Metadata, GET))
+        }
+        "/oauth2/token" => return Some((Route::Token { tenant: None }, POST)),
+        "/oauth2/introspect" => return Some((Route::Introspect, POST)),
+        "/admin" | "/admin/" | "/admin/app.js" | "/admin/app.css" => {
+            return Some((Route::Console, GET))
+        }
+        COLLECTION_PATH => return Some((Route::Accounts(None), COLLECTION_METHODS)),
+        "/v1/serviceaccounts/scopes" => return Some((Route::Scopes, GET)),
+        _ => {}
+    }
+    if let Some(tenant) = path
+        .strip_prefix("/v1/oauth2/v2.0/")
+        .and_then(|rest| rest.strip_suffix("/token"))
+        .filter(|tenant| !tenant.is_empty() && !tenant.contains('/'))
+    {
+        return Some((
+            Route::Token {
+                tenant: Some(tenant),
+            },
+            POST,
+        ));
+    }
+    if let Some(rest) = path
+        .strip_prefix(COLLECTION_PATH)
+        .and_then(|rest| rest.strip_prefix('/'))
+    {
+        return match rest.split_once('/') {
+            None if !rest.is_empty() => Some((Route::Accounts(Some(rest)), ITEM_METHODS)),
+            Some((id, "verify")) if !id.is_empty() => Some((Route::Verify(id), POST)),
+            _ => None,
+        };
+    }
+    // Entra's shapes: the tenant first, then what Microsoft's clients append to an authority.
+    let (tenant, rest) = path.strip_prefix('/')?.split_once('/')?;
+    if tenant.is_empty() {
+        return None;
+    }
+    match rest {
+        "oauth2/v2.0/token" => Some((
+            Route::Token {
+                tenant: Some(tenant),
+            },
+            POST,
+        )),
+        "v2.0/.well-known/openid-configuration" | ".well-known/openid-configuration" => {
+            Some((Route::TenantMetadata(tenant), GET))
+        }
+        "oauth2/v2.0/authorize" => Some((Route::Authorize(tenant), GET_POST)),
+        _ => None,
+    }
+}
+
+/// Answers one request. Never panics on any input; every error is a JSON body.
+pub async fn handle<P: Platform>(request: &Request, isolate: &Isolate, platform: &P) -> Response {
+    dispatch(request, isolate, platform)
+        .await
+        .unwrap_or_else(ApiError::into_response)
+}
+
+async fn dispatch<P: Platform>(
+    request: &Request,
+    isolate: &Isolate,
+    platform: &P,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound {
+        path: request.path.clone(),
+    };
+    let (route, allow) = route(&request.path).ok_or_else(not_found)?;
+    if let Route::Token {
+        tenant: Some(tenant),
+    }
+    | Route::TenantMetadata(tenant)
+    | Route::Authorize(tenant) = route
+    {
+        // The Venafi- and Entra-compatible paths exist only for the configured tenant. Its case
+        // does not matter: MSAL lower-cases the whole authority URL.
+        let configured = isolate
+            .settings
+            .as_ref()
+            .ok()
+            .and_then(|settings| settings.tenant_id.as_deref());
+        if !configured.is_some_and(|configured| configured.eq_ignore_ascii_case(tenant)) {
+            return Err(not_found());
+        }
+    }
+    if !allow.contains(&request.method) {
+        return Err(ApiError::MethodNotAllowed { allow });
+    }
+    let settings = isolate.settings()?;
+    let issuer = settings.issuer_for(&request.origin).map_err(ApiError::from);
+    let now = (platform.clock().now_millis() / 1000) as i64;
+    match route {
+        Route::Health => {
+            // Healthy means able to mint: the issuer must be set and the keys usable too.
+            issuer?;
+            isolate.signing_keys()?;
+            Ok(Response::json(200, &json!({ "status": "ok" }))
+                .with_header("cache-control", "no-store"))
+        }
+        Route::Jwks => {
+            let keys = isolate.signing_keys()?;
+            // Verifiers may cache for five minutes; rotation publishes a key well before it signs.
+            Ok(Response::json(200, &keys.public_jwks())
+                .with_header("cache-control", "public, max-age=300"))
+        }
+        Route::Metadata => Ok(discovery::metadata(settings, issuer?)),
+        Route::TenantMetadata(_) => Ok(discovery::tenant_metadata(settings, issuer?)),
+        Route::Authorize(_) => Err(discovery::no_authorization_endpoint()),
+        Route::Token { .. } => {
+            Ok(compiled_apart(token::answer(request, isolate, platform, issuer, now)).await)
+        }
+        Route::Console => console::asset(&request.path).ok_or_else(not_found),
+        Route::Introspect => {
+            isolate.authenticate(request, platform).await?;
+            let keys = isolate.signing_keys()?;
+            compiled_apart(introspect::answer(request, keys, issuer?, platform, now)).await
+        }
+        Route::Verify(id) => {
+            isolate.authenticate(request, platform).await?;
+            compiled_apart(verify::answer(request, id, isolate, platform, now)).await
+        }
+        Route::Scopes => {
+            isolate.authenticate(request, platform).await?;
+            Ok(admin::scopes(settings))
+        }
+        Route::Accounts(target) => {
+            isolate.authenticate(request, platform).await?;
+            let response =
+                compiled_apart(admin::answer(request, target, settings, platform)).await?;
+            Ok(response.with_header("cache-control", "no-store"))
+        }
+    }
+}
+
+/// `future` behind a pointer, so that its state machine is a function of its own instead of
+/// being inlined into the router's. The router's state machine is then small, and V8, which
+/// compiles each wasm function on its first call, compiles each route's code only when that
+/// route is first used: a cold isolate's first answer comes that much sooner (docs/performance.md).
+fn compiled_apart<'a, T>(
+    future: impl Future<Output = T> + 'a,
+) -> Pin<Box<dyn Future<Output = T> + 'a>> {
+    Box::pin(future)
+}
+
+#[cfg(test)]
+mod tests;
