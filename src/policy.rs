@@ -165,12 +165,14 @@ fn claim_rules(
                 Some(text) if glob.matches(&text) => {
                     Some(format!("{name} {text:?} matches {pattern:?}"))
                 }
-                Some(text) => return reject(
-                    Reason::ClaimMismatch,
-                    format!(
+                Some(text) => {
+                    return reject(
+                        Reason::ClaimMismatch,
+                        format!(
                         "claim {name} is {text:?}, which does not match the account's {pattern:?}"
                     ),
-                ),
+                    )
+                }
                 None => {
                     return reject(
                         Reason::ClaimMismatch,

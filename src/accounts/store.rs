@@ -55,35 +55,20 @@ pub struct IssuerIndex {
 }
 
 /// What can go wrong in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// KV failed; the operation may be retried.
-    Storage(StorageError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
     /// Another account already has this (issuerURL, subject) or (issuerURL, subjectPattern).
+    #[error("conflicts with service account {existing_id}")]
     Conflict {
         existing_id: String,
         rule: SubjectRule,
     },
     /// A stored value could not be read back: a bug or a hand edit.
+    #[error("the stored value {key} could not be read")]
     Corrupt { key: String },
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Storage(error) => write!(f, "{error}"),
-            Self::Conflict { existing_id, .. } => {
-                write!(f, "conflicts with service account {existing_id}")
-            }
-            Self::Corrupt { key } => write!(f, "the stored value {key} could not be read"),
-        }
-    }
-}
-
-impl From<StorageError> for StoreError {
-    fn from(error: StorageError) -> Self {
-        Self::Storage(error)
-    }
 }
 
 /// The KV key of an account record.

@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::extract::{FromRequest, JsonObject, MergePatch, Query};
-use super::router::COLLECTION_PATH;
 use super::{Method, Request, Response};
 use crate::accounts::store::{AccountStore, ListPosition, StoreError};
 use crate::accounts::{
@@ -19,6 +18,9 @@ use crate::accounts::{
 };
 use crate::config::settings::Settings;
 use crate::ports::{Clock, Entropy, KeyValueStore, Platform};
+
+/// Where the admin API lives.
+pub const COLLECTION_PATH: &str = "/v1/serviceaccounts";
 
 /// Page size of the list when `limit` is not given, and the largest allowed (SPEC.md).
 pub const DEFAULT_LIST_LIMIT: u32 = 100;

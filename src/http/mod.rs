@@ -13,6 +13,7 @@ pub(crate) mod discovery;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod introspect;
+pub mod isolate;
 pub mod router;
 pub(crate) mod token;
 pub(crate) mod verify;

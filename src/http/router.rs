@@ -10,47 +10,12 @@ use std::pin::Pin;
 
 use serde_json::json;
 
-use super::auth::{authenticate, AdminToken};
+use super::admin::COLLECTION_PATH;
 use super::error::ApiError;
 use super::{admin, console, discovery, introspect, token, verify, Method, Request, Response};
-use crate::config::settings::{Settings, SettingsError};
-use crate::config::signing_keys::{SigningKeys, SigningKeysError};
-use crate::exchange::key_sets::KeySets;
 use crate::ports::{Clock, Platform};
 
-/// What an isolate keeps between requests: its configuration, parsed and checked once from its
-/// vars and secrets, and its caches.
-#[derive(Debug)]
-pub struct Isolate {
-    pub settings: Result<Settings, SettingsError>,
-    pub signing_keys: Result<SigningKeys, SigningKeysError>,
-    /// `None`: the admin API is disabled.
-    pub admin_token: Option<AdminToken>,
-    /// Issuer key sets and discovered JWKS URIs.
-    pub key_sets: KeySets,
-}
-
-impl Isolate {
-    pub(crate) fn settings(&self) -> Result<&Settings, ApiError> {
-        self.settings.as_ref().map_err(|error| error.clone().into())
-    }
-
-    pub(crate) fn signing_keys(&self) -> Result<&SigningKeys, ApiError> {
-        self.signing_keys.as_ref().map_err(ApiError::from)
-    }
-
-    /// Checks the admin credential (and, past the rate limit, refuses guessing).
-    async fn authenticate<P: Platform>(
-        &self,
-        request: &Request,
-        platform: &P,
-    ) -> Result<(), ApiError> {
-        authenticate(request, self.admin_token.as_ref(), platform.rate_limiter()).await
-    }
-}
-
-/// Where the admin API lives.
-pub const COLLECTION_PATH: &str = "/v1/serviceaccounts";
+pub use super::isolate::Isolate;
 
 /// The endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::auth::client_ip;
 use super::error::ApiError;
 use super::extract::{FormBody, FromRequest};
-use super::router::Isolate;
+use super::isolate::Isolate;
 use super::{Request, Response};
 use crate::exchange::{Exchange, ExchangeError, Outcome, TokenRequest, ACCESS_TOKEN_SECONDS};
 use crate::jose::reason::Reason;
@@ -203,11 +203,34 @@ pub fn parse_token_request(request: &Request) -> Result<(GrantForm, TokenRequest
 pub fn error_for(form: GrantForm, error: &ExchangeError) -> ApiError {
     match error {
         ExchangeError::Rejected(rejection) => {
+            // Every reason listed: a new one must be given its OAuth error here, not a default.
             let (status, code) = match rejection.reason {
                 Reason::JwksUnavailable | Reason::JwksInvalid => (503, "temporarily_unavailable"),
                 Reason::ScopeNotAllowed => (400, "invalid_scope"),
-                _ if form == GrantForm::ClientAssertion => (401, "invalid_client"),
-                _ => (400, "invalid_grant"),
+                Reason::MalformedToken
+                | Reason::TokenTooLarge
+                | Reason::UnsupportedAlgorithm
+                | Reason::UnknownKey
+                | Reason::KeyMismatch
+                | Reason::BadSignature
+                | Reason::TokenExpired
+                | Reason::TokenNotYetValid
+                | Reason::IssuedInFuture
+                | Reason::LifetimeTooLong
+                | Reason::MissingClaim
+                | Reason::InvalidClaim
+                | Reason::IssuerMismatch
+                | Reason::AudienceMismatch
+                | Reason::SubjectMismatch
+                | Reason::ClaimMismatch
+                | Reason::NoMatchingAccount
+                | Reason::AmbiguousAccount
+                | Reason::AccountDisabled => match form {
+                    // RFC 6749 §5.2: a client that authenticated with an assertion is the
+                    // client refused; the grant forms' token is the grant refused.
+                    GrantForm::ClientAssertion => (401, "invalid_client"),
+                    GrantForm::TokenExchange | GrantForm::JwtBearer => (400, "invalid_grant"),
+                },
             };
             ApiError::OAuth {
                 status,
@@ -477,7 +500,8 @@ mod tests {
             assert_eq!(
                 (error.status(), error.code()),
                 (status, code),
-                "{form:?} {reason}"
+                "{form:?} {}",
+                reason.as_str()
             );
             let response = error.into_response();
             let body: Value = serde_json::from_slice(&response.body).unwrap();

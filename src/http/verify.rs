@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::admin::find_account;
 use super::error::ApiError;
 use super::extract::{FromRequest, JsonObject};
-use super::router::Isolate;
+use super::isolate::Isolate;
 use super::{Request, Response};
 use crate::exchange::Exchange;
 use crate::ports::Platform;

@@ -1,8 +1,6 @@
 //! Why a workload's token was refused: SPEC.md's stable `reason` list, and a rejection with
 //! its words. No I/O here.
 
-use std::fmt;
-
 /// The stable machine-readable reasons of SPEC.md. Clients may switch on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -89,12 +87,6 @@ impl Reason {
             Self::JwksUnavailable => 1021,
             Self::JwksInvalid => 1022,
         }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

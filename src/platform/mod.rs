@@ -124,6 +124,10 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
         ),
         Err(error) => return error.clone().into_response(),
     };
+    #[cfg(feature = "selftest")]
+    if request.path == "/__selftest/kv-conformance" {
+        return selftest::kv(&accounts_kv, request.query.as_deref().unwrap_or("run")).await;
+    }
     let allow_http_loopback = state
         .isolate
         .settings

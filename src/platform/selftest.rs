@@ -5,15 +5,19 @@
 //!   Body: `{"alg": "ES256", "jwk": {…}, "cases": [["<msg hex>", "<sig hex>"], …]}`.
 //! - `GET /__selftest/panic` panics at once, `GET /__selftest/panic-after-wait` after waiting on
 //!   a promise: the suite checks that the next request is served by a fresh instance.
+//! - `POST /__selftest/kv-conformance` runs the KV twin's conformance cases on the real
+//!   `ACCOUNTS` namespace, under a prefix of its own.
 
 use serde_json::{json, Value};
 use worker::js_sys::Promise;
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
 
+use super::kv::WorkersKv;
 use super::WebCryptoVerifier;
 use crate::http::{Request, Response};
 use crate::jose::alg::Alg;
+use crate::testing::conformance::kv_conformance;
 use crate::testing::vector_check::verify_cases;
 
 pub async fn verify(request: &Request, verifier: &WebCryptoVerifier) -> Response {
@@ -44,4 +48,10 @@ pub async fn panic(after_wait: bool) -> Response {
         let _ = JsFuture::from(Promise::resolve(&JsValue::NULL)).await;
     }
     panic!("selftest: a deliberate panic");
+}
+
+/// The KV conformance cases on Workers KV (`ACCOUNTS`), under `conformance:{run}/`.
+pub async fn kv(kv: &WorkersKv, run: &str) -> Response {
+    let results = kv_conformance(kv, &format!("conformance:{run}/")).await;
+    Response::json(200, &json!({ "results": results }))
 }

@@ -9,7 +9,7 @@ use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::SigningKeys;
 use crate::exchange::key_sets::KeySets;
 use crate::http::auth::AdminToken;
-use crate::http::router::Isolate;
+use crate::http::isolate::Isolate;
 use crate::jose::alg::Alg;
 use crate::jose::keys::{misfit, parse_key_set, select, MAX_KEYS};
 use crate::text::form::parse_form;

@@ -28,6 +28,9 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
+/// Shortest expiration Workers KV accepts, in seconds.
+pub const MIN_TTL_SECONDS: u64 = 60;
+
 /// A stored value and the TTL it was written with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredValue {
@@ -101,6 +104,12 @@ impl KeyValueStore for MemoryStore {
         ttl_seconds: Option<u64>,
     ) -> Result<(), StorageError> {
         self.check()?;
+        // As Workers KV: an expiration under a minute is refused.
+        if ttl_seconds.is_some_and(|ttl| ttl < MIN_TTL_SECONDS) {
+            return Err(StorageError(format!(
+                "expiration TTL must be at least {MIN_TTL_SECONDS} seconds"
+            )));
+        }
         let stored = StoredValue {
             value: value.to_owned(),
             ttl_seconds,

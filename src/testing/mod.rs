@@ -3,6 +3,8 @@
 //! Compiled for `cargo test`, for `tests/fuzz.rs` (feature `testing`) and, for the Wycheproof
 //! run in workerd, the `selftest` build.
 
+#[cfg(any(test, feature = "selftest"))]
+pub(crate) mod conformance;
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod fuzzing;
 #[cfg(any(test, feature = "testing"))]

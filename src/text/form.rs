@@ -7,34 +7,24 @@
 //! 64 KiB body of thousands of tiny parameters costs no more than one long one. No I/O here.
 
 use std::collections::HashSet;
-use std::fmt;
 
 /// Most parameters in one form (SPEC.md). The largest real request, an RFC 8693 exchange with
 /// every optional parameter, has 9; Entra clients send 6.
 pub const MAX_FORM_PARAMETERS: usize = 32;
 
 /// Why a form could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormError {
+    #[error("a '%' is not followed by two hex digits")]
     BadPercentEncoding,
+    #[error("a decoded name or value is not UTF-8")]
     NotUtf8,
     /// More than [`MAX_FORM_PARAMETERS`] parameters.
+    #[error("it has more than {MAX_FORM_PARAMETERS} parameters")]
     TooManyParameters,
     /// A parameter name appears twice.
+    #[error("parameter {0} is given more than once")]
     Repeated(String),
-}
-
-impl fmt::Display for FormError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadPercentEncoding => write!(f, "a '%' is not followed by two hex digits"),
-            Self::NotUtf8 => write!(f, "a decoded name or value is not UTF-8"),
-            Self::TooManyParameters => {
-                write!(f, "it has more than {MAX_FORM_PARAMETERS} parameters")
-            }
-            Self::Repeated(name) => write!(f, "parameter {name} is given more than once"),
-        }
-    }
 }
 
 /// A decoded form: each name once, in the order given.

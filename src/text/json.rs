@@ -10,24 +10,17 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess,
 use serde_json::{Map, Number, Value};
 
 /// Why a JSON text was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
     /// Not JSON: the message is serde_json's, which gives a position and never quotes input.
+    #[error("{0}")]
     Syntax(String),
     /// An object names the same member twice.
+    #[error("member {0:?} appears more than once")]
     DuplicateMember(String),
     /// Arrays and objects nest deeper than allowed.
+    #[error("it nests deeper than {max_depth} levels")]
     TooDeep { max_depth: usize },
-}
-
-impl fmt::Display for JsonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Syntax(message) => write!(f, "{message}"),
-            Self::DuplicateMember(name) => write!(f, "member {name:?} appears more than once"),
-            Self::TooDeep { max_depth } => write!(f, "it nests deeper than {max_depth} levels"),
-        }
-    }
 }
 
 /// Marker messages passed through serde's string errors and recognised on the way out.

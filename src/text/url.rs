@@ -13,7 +13,6 @@
 //! `ALLOW_HTTP_LOOPBACK` (a cloud's metadata service at `169.254.169.254` is one fetch away
 //! otherwise). A token's `iss` is later compared with the stored string exactly. No I/O here.
 
-use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A URL as the WHATWG URL Standard parses it: the parser the platform's `fetch` uses itself,
@@ -48,52 +47,32 @@ pub trait UrlParser {
 pub const MAX_URL_CHARS: usize = 600;
 
 /// Why a URL was refused. Each message completes "… must be an absolute https:// URL: …".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    #[error("it is empty")]
     Empty,
-    TooLong {
-        chars: usize,
-    },
+    #[error("it has {chars} characters, more than {MAX_URL_CHARS}")]
+    TooLong { chars: usize },
+    #[error("it contains whitespace or control characters")]
     Whitespace,
     /// The URL Standard cannot parse it (so `fetch` could not either).
+    #[error("it is not a URL that fetch can parse (the WHATWG URL Standard), e.g. a port that is not a number from 0 to 65535")]
     NotAUrl,
+    #[error("it does not start with https://")]
     NotHttps,
+    #[error(
+        "http:// is allowed only for 127.0.0.1, localhost or [::1] with ALLOW_HTTP_LOOPBACK=true"
+    )]
     HttpNotLoopback,
+    #[error("it has no host")]
     NoHost,
+    #[error("it contains user info (user@host)")]
     UserInfo,
+    #[error("it has a query (?) or fragment (#)")]
     QueryOrFragment,
     /// An IP literal in a loopback, private or link-local range.
-    InternalAddress {
-        host: String,
-    },
-}
-
-impl fmt::Display for UrlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Empty => write!(f, "it is empty"),
-            Self::TooLong { chars } => {
-                write!(f, "it has {chars} characters, more than {MAX_URL_CHARS}")
-            }
-            Self::Whitespace => write!(f, "it contains whitespace or control characters"),
-            Self::NotAUrl => write!(
-                f,
-                "it is not a URL that fetch can parse (the WHATWG URL Standard), e.g. a port that is not a number from 0 to 65535"
-            ),
-            Self::NotHttps => write!(f, "it does not start with https://"),
-            Self::HttpNotLoopback => write!(
-                f,
-                "http:// is allowed only for 127.0.0.1, localhost or [::1] with ALLOW_HTTP_LOOPBACK=true"
-            ),
-            Self::NoHost => write!(f, "it has no host"),
-            Self::UserInfo => write!(f, "it contains user info (user@host)"),
-            Self::QueryOrFragment => write!(f, "it has a query (?) or fragment (#)"),
-            Self::InternalAddress { host } => write!(
-                f,
-                "its host {host} is a loopback, private or link-local address, which is never fetched (only ALLOW_HTTP_LOOPBACK=true, for local development, allows it)"
-            ),
-        }
-    }
+    #[error("its host {host} is a loopback, private or link-local address, which is never fetched (only ALLOW_HTTP_LOOPBACK=true, for local development, allows it)")]
+    InternalAddress { host: String },
 }
 
 /// Checks `raw` and returns its serialisation by the URL Standard. An `https://host` without

@@ -76,3 +76,12 @@ for (const route of ["/__selftest/panic", "/__selftest/panic-after-wait"]) {
     assert.equal(token.body.error, "invalid_request");
   });
 }
+
+// The KV twin of the native tests (src/testing/memory.rs) held to Workers KV itself: the same
+// cases (src/testing/conformance.rs) run here on the real local KV.
+test("Workers KV passes the conformance cases the in-memory twin is held to", async () => {
+  const { status, body } = await worker.json(`/__selftest/kv-conformance?${Date.now()}`, { method: "POST" });
+  assert.equal(status, 200);
+  assert.equal(body.results.length, 7);
+  for (const { case: name, passed, detail } of body.results) assert.ok(passed, `${name}: ${detail}`);
+});

@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use super::*;
-use crate::config::settings::Vars;
+use crate::config::settings::{Settings, Vars};
+use crate::config::signing_keys::SigningKeysError;
+use crate::exchange::key_sets::KeySets;
 use crate::testing::memory::{block_on, FixedClock, MemoryPlatform, WhatwgUrls};
 
 /// A token request through the router: one log line, with the SPEC's fields and without the

@@ -1,0 +1,194 @@
+//! The KV twin held to Workers KV: the same cases run natively on `MemoryStore` (`cargo test`)
+//! and in workerd on the real local KV (the selftest build's `/__selftest/kv-conformance`,
+//! from `tests/e2e/runtime.test.mjs`), so "behaves like KV" is a claim that is checked
+//! (workers-oauth-provider's storage conformance suite does the same for its backends).
+//! Each case works under its own key prefix, so the cases do not see each other.
+
+use serde::Serialize;
+
+use crate::ports::KeyValueStore;
+
+/// One case's outcome.
+#[derive(Debug, Serialize)]
+pub struct CaseResult {
+    pub case: &'static str,
+    pub passed: bool,
+    /// What differed, when it failed.
+    pub detail: String,
+}
+
+/// Runs every case on `kv` under `prefix` (a namespace of the store no one else writes).
+pub async fn kv_conformance<K: KeyValueStore>(kv: &K, prefix: &str) -> Vec<CaseResult> {
+    let mut results = Vec::new();
+    let cases: [(&'static str, Outcome); 7] = [
+        (
+            "an absent key reads as none, and deleting it is no error",
+            absent(kv, &format!("{prefix}absent/")).await,
+        ),
+        (
+            "a put reads back, and an overwrite wins",
+            round_trip(kv, &format!("{prefix}put/")).await,
+        ),
+        (
+            "a list is in byte order and keeps to its prefix",
+            order(kv, &format!("{prefix}order/")).await,
+        ),
+        (
+            "limit and cursor page through every key once; the last page has no cursor",
+            paging(kv, &format!("{prefix}paging/")).await,
+        ),
+        (
+            "a bulk read answers in the order asked, absent keys as none",
+            bulk(kv, &format!("{prefix}bulk/")).await,
+        ),
+        (
+            "a TTL of 60 s or more is kept, one under 60 s refused",
+            ttl(kv, &format!("{prefix}ttl/")).await,
+        ),
+        (
+            "a delete removes the key from reads and lists",
+            delete(kv, &format!("{prefix}delete/")).await,
+        ),
+    ];
+    for (case, outcome) in cases {
+        results.push(CaseResult {
+            case,
+            passed: outcome.is_ok(),
+            detail: outcome.err().unwrap_or_default(),
+        });
+    }
+    results
+}
+
+type Outcome = Result<(), String>;
+
+fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, wanted: T) -> Outcome {
+    if got == wanted {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, wanted {wanted:?}"))
+    }
+}
+
+fn fail(what: &str) -> impl FnOnce(crate::ports::StorageError) -> String + '_ {
+    move |error| format!("{what}: {error}")
+}
+
+async fn absent<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    let key = format!("{p}nothing");
+    expect("get", kv.get(&key).await.map_err(fail("get"))?, None)?;
+    kv.delete(&key).await.map_err(fail("delete"))
+}
+
+async fn round_trip<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    let key = format!("{p}k");
+    kv.put(&key, "one", None).await.map_err(fail("put"))?;
+    expect(
+        "read",
+        kv.get(&key).await.map_err(fail("get"))?.as_deref(),
+        Some("one"),
+    )?;
+    kv.put(&key, "two ✓", None).await.map_err(fail("put"))?;
+    expect(
+        "overwrite",
+        kv.get(&key).await.map_err(fail("get"))?.as_deref(),
+        Some("two ✓"),
+    )
+}
+
+async fn order<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    for name in ["b", "a~", "ab", "A", "a"] {
+        kv.put(&format!("{p}{name}"), name, None)
+            .await
+            .map_err(fail("put"))?;
+    }
+    // A key just outside the prefix (the prefix without its final '/') is not listed.
+    let outside = format!("{}-outside", p.trim_end_matches('/'));
+    kv.put(&outside, "x", None).await.map_err(fail("put"))?;
+    let page = kv.list(p, None, 100).await.map_err(fail("list"))?;
+    let names: Vec<&str> = page.keys.iter().map(|key| &key[p.len()..]).collect();
+    expect("keys", names, vec!["A", "a", "ab", "a~", "b"])?;
+    expect("cursor", page.cursor, None)
+}
+
+async fn paging<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    let names = ["k1", "k2", "k3", "k4", "k5"];
+    for name in names {
+        kv.put(&format!("{p}{name}"), name, None)
+            .await
+            .map_err(fail("put"))?;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let page = kv
+            .list(p, cursor.as_deref(), 2)
+            .await
+            .map_err(fail("list"))?;
+        if page.keys.len() > 2 {
+            return Err(format!("a page of limit 2 held {}", page.keys.len()));
+        }
+        seen.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let wanted: Vec<String> = names.iter().map(|name| format!("{p}{name}")).collect();
+    expect("every key once, in order", seen, wanted)
+}
+
+async fn bulk<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    kv.put(&format!("{p}x"), "X", None)
+        .await
+        .map_err(fail("put"))?;
+    kv.put(&format!("{p}y"), "Y", None)
+        .await
+        .map_err(fail("put"))?;
+    let keys = [format!("{p}y"), format!("{p}missing"), format!("{p}x")];
+    let values = kv.get_many(&keys).await.map_err(fail("get_many"))?;
+    expect(
+        "values",
+        values,
+        vec![Some("Y".to_owned()), None, Some("X".to_owned())],
+    )
+}
+
+async fn ttl<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    let key = format!("{p}kept");
+    kv.put(&key, "v", Some(60))
+        .await
+        .map_err(fail("put with 60 s"))?;
+    expect(
+        "read",
+        kv.get(&key).await.map_err(fail("get"))?.as_deref(),
+        Some("v"),
+    )?;
+    match kv.put(&format!("{p}short"), "v", Some(30)).await {
+        Err(_) => Ok(()),
+        Ok(()) => Err("a TTL of 30 s was accepted".into()),
+    }
+}
+
+async fn delete<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    let key = format!("{p}gone");
+    kv.put(&key, "v", None).await.map_err(fail("put"))?;
+    kv.delete(&key).await.map_err(fail("delete"))?;
+    expect("read", kv.get(&key).await.map_err(fail("get"))?, None)?;
+    let page = kv.list(p, None, 100).await.map_err(fail("list"))?;
+    expect("list", page.keys, Vec::<String>::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::memory::{block_on, MemoryStore};
+
+    #[test]
+    fn the_kv_twin_passes_every_case() {
+        let kv = MemoryStore::new();
+        for result in block_on(kv_conformance(&kv, "conformance:")) {
+            assert!(result.passed, "{}: {}", result.case, result.detail);
+        }
+    }
+}
