@@ -12,6 +12,7 @@
 //! | [`config`] | the deployment's vars and `SIGNING_KEYS`, checked once |
 //! | [`ports`] | the [`ports::Platform`] the core reaches the outside world through |
 //! | [`accounts`] | service accounts: fields, validation, the KV read model |
+//! | [`registry`] | the one writer of accounts: commands, the audit trail, the read model it projects |
 //! | [`policy`] | an account's checks of a verified token, one named list |
 //! | [`exchange`] | the pipeline: token in, access token out; the key-set cache; the dry run |
 //! | [`http`] | the HTTP shell: router, extractors, endpoints, the one error type |
@@ -28,6 +29,7 @@ pub mod http;
 pub(crate) mod jose;
 pub(crate) mod policy;
 pub mod ports;
+pub(crate) mod registry;
 pub(crate) mod text;
 
 #[cfg(any(test, feature = "testing", feature = "selftest"))]

@@ -14,6 +14,7 @@
 //! | [`Clock`] | `Date.now()` | [`crate::testing::memory::FixedClock`] |
 //! | [`RateLimiter`] | the `TOKEN_RATE_LIMIT` binding | none: tests bind Miniflare's own |
 //! | [`UrlParser`] | the runtime's `URL` | [`crate::testing::memory::WhatwgUrls`] (the `url` crate, native only) |
+//! | [`Registry`] (`REGISTRY`) | the `AccountRegistry` Durable Object | [`crate::testing::registry::MemoryRegistry`] |
 //!
 //! The futures are not `Send`: a Workers isolate runs one thread.
 #![allow(async_fn_in_trait)]
@@ -36,6 +37,8 @@ pub trait Platform {
     type Log: EventLog;
     type Urls: UrlParser;
     type RateLimiter: RateLimiter;
+    /// `REGISTRY`: the one writer of accounts.
+    type Registry: Registry;
 
     fn accounts(&self) -> &Self::Accounts;
     fn key_set_cache(&self) -> &Self::KeySetCache;
@@ -49,6 +52,15 @@ pub trait Platform {
     fn urls(&self) -> &Self::Urls;
     /// `TOKEN_RATE_LIMIT`, when bound.
     fn rate_limiter(&self) -> Option<&Self::RateLimiter>;
+    fn registry(&self) -> &Self::Registry;
+}
+
+/// The account registry (`crate::registry`), reached as a service: a command goes in as JSON,
+/// its answer comes back as JSON. On Workers it runs in the `AccountRegistry` Durable Object,
+/// so every call, from any isolate anywhere, is applied one at a time.
+pub trait Registry {
+    /// Sends one command; `Err` only when the registry could not be reached.
+    async fn call(&self, command: String) -> Result<String, StorageError>;
 }
 
 /// A failure of the storage backend itself (not "key absent", which is `Ok(None)`).
@@ -95,6 +107,9 @@ pub trait KeyValueStore {
     async fn get_fresh(&self, key: &str) -> Result<Option<String>, StorageError> {
         self.get(key).await
     }
+    /// Tells a cache in front of the store what `key` now holds (`None`: absent), as learnt from
+    /// the one writer of the store; a store without a cache ignores it.
+    fn remember(&self, _key: &str, _value: Option<&str>) {}
     /// The values under `keys`, in the same order. Workers KV reads up to 100 in one operation.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
         let mut values = Vec::with_capacity(keys.len());

@@ -1,12 +1,16 @@
 //! `ACCOUNTS` reads kept in isolate memory for up to [`ACCOUNT_CACHE_MILLIS`], so a warm
 //! exchange reads no KV. SPEC.md allows it: "an isolate may keep an account it read for up to
-//! 10 s". Writes go through this cache, so a change takes effect at once in the isolate that
-//! made it. Listings are never cached, and `get_fresh` (what admin writes read) goes to KV.
-//! No clock here: the request's time is passed in. The platform layer (wasm32) puts it in front
-//! of `ACCOUNTS`; natively only its tests use it.
+//! 10 s". What the registry answers to this isolate's own admin calls is put here at once
+//! ([`KeyValueStore::remember`]), so a change takes effect at once in the isolate that made it.
+//!
+//! A read that was under way while such a change arrived must not put its older value back:
+//! each entry carries the generation it was stored at, and a read keeps what it fetched only
+//! if no newer entry for its key arrived meanwhile. Listings are never cached, and `get_fresh`
+//! goes to KV. No clock here: the request's time is passed in. The platform layer (wasm32)
+//! puts it in front of `ACCOUNTS`; natively only its tests use it.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::ports::{KeyPage, KeyValueStore, StorageError};
@@ -18,19 +22,60 @@ pub const ACCOUNT_CACHE_MILLIS: u64 = 10_000;
 /// accounts within 10 s gains little from keeping them all.
 pub const MAX_CACHED_KEYS: usize = 10_000;
 
-/// The isolate's cache: key → (value or absent, when it was read).
+/// One kept value (or absence), when it was read, and the generation it was stored at.
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Option<String>,
+    read_at: u64,
+    generation: u64,
+}
+
+/// The isolate's cache.
 #[derive(Debug, Default)]
 pub struct AccountCache {
-    entries: RefCell<HashMap<String, (Option<String>, u64)>>,
+    entries: RefCell<HashMap<String, Entry>>,
+    /// Moves on with every entry stored.
+    generation: Cell<u64>,
 }
 
 impl AccountCache {
-    fn remember(&self, key: &str, value: Option<String>, now_ms: u64) {
+    fn store(&self, key: &str, value: Option<String>, now_ms: u64) {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
         let mut entries = self.entries.borrow_mut();
         if entries.len() >= MAX_CACHED_KEYS && !entries.contains_key(key) {
             entries.clear();
         }
-        entries.insert(key.to_owned(), (value, now_ms));
+        let entry = Entry {
+            value,
+            read_at: now_ms,
+            generation,
+        };
+        entries.insert(key.to_owned(), entry);
+    }
+
+    /// What a read of `key` that started at generation `started` fetched: kept, unless a newer
+    /// entry for the key was stored while it was under way; then that one is the answer.
+    fn settle(
+        &self,
+        key: &str,
+        fetched: Option<String>,
+        started: u64,
+        now_ms: u64,
+    ) -> Option<String> {
+        let newer = self
+            .entries
+            .borrow()
+            .get(key)
+            .filter(|entry| entry.generation > started)
+            .map(|entry| entry.value.clone());
+        match newer {
+            Some(value) => value,
+            None => {
+                self.store(key, fetched.clone(), now_ms);
+                fetched
+            }
+        }
     }
 }
 
@@ -43,20 +88,22 @@ pub struct CachedStore<'a, K: KeyValueStore> {
 
 impl<K: KeyValueStore> KeyValueStore for CachedStore<'_, K> {
     async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        if let Some((value, read_at)) = self.cache.entries.borrow().get(key) {
-            if self.now_ms.saturating_sub(*read_at) < ACCOUNT_CACHE_MILLIS {
-                return Ok(value.clone());
+        if let Some(entry) = self.cache.entries.borrow().get(key) {
+            if self.now_ms.saturating_sub(entry.read_at) < ACCOUNT_CACHE_MILLIS {
+                return Ok(entry.value.clone());
             }
         }
-        let value = self.inner.get(key).await?;
-        self.cache.remember(key, value.clone(), self.now_ms);
-        Ok(value)
+        self.get_fresh(key).await
     }
 
     async fn get_fresh(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let started = self.cache.generation.get();
         let value = self.inner.get(key).await?;
-        self.cache.remember(key, value.clone(), self.now_ms);
-        Ok(value)
+        Ok(self.cache.settle(key, value, started, self.now_ms))
+    }
+
+    fn remember(&self, key: &str, value: Option<&str>) {
+        self.cache.store(key, value.map(str::to_owned), self.now_ms);
     }
 
     async fn put(
@@ -68,8 +115,7 @@ impl<K: KeyValueStore> KeyValueStore for CachedStore<'_, K> {
         // Forget first: if the write fails half-way, the next read goes to KV.
         self.cache.entries.borrow_mut().remove(key);
         self.inner.put(key, value, ttl_seconds).await?;
-        self.cache
-            .remember(key, Some(value.to_owned()), self.now_ms);
+        self.cache.store(key, Some(value.to_owned()), self.now_ms);
         Ok(())
     }
 
@@ -83,7 +129,7 @@ impl<K: KeyValueStore> KeyValueStore for CachedStore<'_, K> {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.cache.entries.borrow_mut().remove(key);
         self.inner.delete(key).await?;
-        self.cache.remember(key, None, self.now_ms);
+        self.cache.store(key, None, self.now_ms);
         Ok(())
     }
 
@@ -167,69 +213,92 @@ mod tests {
 }
 
 #[cfg(test)]
-mod admin_writes {
-    use super::*;
-    use crate::accounts::store::{issuer_index_key, AccountStore};
-    use crate::accounts::{AccountFields, SubjectRule};
-    use crate::testing::memory::{block_on, MemoryStore};
+mod in_flight {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
 
-    fn fields(subject: &str) -> AccountFields {
-        AccountFields {
-            name: subject.into(),
-            authentication_type: "rsaKeyFederated".into(),
-            scopes: vec!["certificate-issuance".into()],
-            issuer_url: "https://idp.example.com".into(),
-            jwks_uri: None,
-            jwks: None,
-            subject: SubjectRule::Exact(subject.into()),
-            audience: "aud".into(),
-            claims: Default::default(),
-            owner: None,
-            applications: Vec::new(),
-            enabled: true,
+    use super::*;
+    use crate::testing::memory::MemoryStore;
+
+    /// KV whose reads wait until told to go on, and then answer what KV held when they began.
+    struct SlowKv<'a> {
+        inner: &'a MemoryStore,
+        open: Cell<bool>,
+    }
+
+    impl KeyValueStore for SlowKv<'_> {
+        async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+            let value = self.inner.get(key).await?;
+            std::future::poll_fn(|_| {
+                if self.open.get() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            Ok(value)
+        }
+        async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StorageError> {
+            self.inner.put(key, value, ttl).await
+        }
+        fn put_in_background(&self, key: &str, value: String, ttl: Option<u64>) {
+            self.inner.put_in_background(key, value, ttl);
+        }
+        async fn delete(&self, key: &str) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<KeyPage, StorageError> {
+            self.inner.list(prefix, cursor, limit).await
         }
     }
 
-    /// An index this isolate read (and cached) a moment ago, then changed by another isolate,
-    /// must not be the base of this isolate's next write: that would drop the other's entry.
+    /// The token path reads an account; while KV answers, this isolate's admin call disables
+    /// it and the registry's answer is remembered. The read that then completes must not put
+    /// the enabled record back for 10 s.
     #[test]
-    fn admin_writes_start_from_kv_not_from_a_cached_index() {
+    fn a_read_under_way_does_not_undo_a_change_remembered_meanwhile() {
         let kv = MemoryStore::new();
-        let cache = AccountCache::default();
-        let here = CachedStore {
+        crate::testing::memory::block_on(kv.put("account:a", "enabled", None)).unwrap();
+        let slow = SlowKv {
             inner: &kv,
+            open: Cell::new(false),
+        };
+        let cache = AccountCache::default();
+        let store = CachedStore {
+            inner: &slow,
             cache: &cache,
             now_ms: 0,
         };
-        block_on(AccountStore::new(&here).create("a", fields("a"), "t")).unwrap();
-        // The token path reads the index here, and keeps it.
-        assert_eq!(
-            block_on(AccountStore::cached(&here).candidates("https://idp.example.com"))
-                .unwrap()
-                .len(),
-            1
-        );
-        // Another isolate adds an account for the same issuer.
-        block_on(AccountStore::new(&kv).create("b", fields("b"), "t")).unwrap();
-        // This isolate adds a third one 1 s later, within the 10 s its read is kept.
+        let mut read = pin!(store.get("account:a"));
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(read.as_mut().poll(&mut context).is_pending());
+        // The admin call's answer arrives (the registry has already written KV).
+        crate::testing::memory::block_on(kv.put("account:a", "disabled", None)).unwrap();
+        store.remember("account:a", Some("disabled"));
+        slow.open.set(true);
+        let Poll::Ready(answer) = read.as_mut().poll(&mut context) else {
+            panic!("the read should be done");
+        };
+        assert_eq!(answer.unwrap().as_deref(), Some("disabled"));
         let later = CachedStore {
             inner: &kv,
             cache: &cache,
-            now_ms: 1_000,
+            now_ms: 5_000,
         };
-        block_on(AccountStore::new(&later).create("c", fields("c"), "t")).unwrap();
-        let index = block_on(kv.get(&issuer_index_key("https://idp.example.com")))
-            .unwrap()
-            .unwrap();
-        for id in ["\"a\"", "\"b\"", "\"c\""] {
-            assert!(index.contains(id), "{id} lost from {index}");
-        }
-        // And what this isolate wrote, it sees at once on the token path.
+        let reads = kv.reads();
         assert_eq!(
-            block_on(AccountStore::cached(&later).candidates("https://idp.example.com"))
+            crate::testing::memory::block_on(later.get("account:a"))
                 .unwrap()
-                .len(),
-            3
+                .as_deref(),
+            Some("disabled")
         );
+        assert_eq!(kv.reads(), reads, "served from memory, and the newer value");
     }
 }

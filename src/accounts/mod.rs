@@ -169,6 +169,22 @@ pub fn is_account_id(id: &str) -> bool {
         })
 }
 
+/// A version 4 UUID made of 16 random bytes, lower-case: the id of a new account.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub fn account_id_from(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// RFC 7396 JSON merge patch of `patch` onto `target`: `null` removes, objects merge member
 /// by member, anything else replaces.
 pub fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) {

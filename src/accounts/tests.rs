@@ -514,3 +514,11 @@ fn an_inline_jwks_holds_usable_public_keys_only() {
         "not both",
     );
 }
+
+#[test]
+fn a_new_id_is_a_version_4_uuid() {
+    let id = super::account_id_from([0xff; 16]);
+    assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    assert!(super::is_account_id(&id));
+    assert!(super::is_account_id(&super::account_id_from([0; 16])));
+}

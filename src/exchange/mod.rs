@@ -9,6 +9,7 @@
 //! No clock and no I/O of its own: the time arrives in [`Exchange::now`], the world through the
 //! [`Platform`].
 
+pub(crate) mod access;
 pub(crate) mod dry_run;
 pub(crate) mod key_sets;
 
@@ -172,7 +173,7 @@ impl<P: Platform> Exchange<'_, P> {
         identity: &Identity,
         client_id: Option<&str>,
     ) -> Result<Account, ExchangeError> {
-        let store = AccountStore::cached(self.platform.accounts());
+        let store = AccountStore::new(self.platform.accounts());
         let Identity { iss, sub, .. } = identity;
         if let Some(client_id) = client_id {
             // Not even the shape of an account id: no lookup (a long one is no valid KV key).
@@ -274,7 +275,7 @@ impl<P: Platform> Exchange<'_, P> {
         if account.fields.subject.is_exactly(&identity.sub) {
             return Ok(None);
         }
-        let store = AccountStore::cached(self.platform.accounts());
+        let store = AccountStore::new(self.platform.accounts());
         for entry in store.candidates(&identity.iss).await? {
             if !entry.subject.is_exactly(&identity.sub) {
                 continue;

@@ -4,7 +4,6 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::accounts::store::AccountStore;
 use crate::accounts::{validate, AccountFields};
 use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::SigningKeys;
@@ -13,6 +12,7 @@ use crate::jose::keys::parse_key_set;
 use crate::jose::reason::Rejection;
 use crate::ports::{FetchError, SignatureVerifier};
 use crate::testing::memory::{block_on, MemoryPlatform, MemorySigner, WhatwgUrls};
+use crate::testing::registry::put_accounts;
 use crate::testing::test_issuer::TestIssuer;
 
 /// 2026-11-23T12:00:00Z
@@ -25,8 +25,7 @@ const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 /// Account ids for the tests that name one in `client_id` (which must look like an id).
 const ACCOUNT_1: &str = "0000000a-0000-4000-8000-000000000001";
 const PATTERN_2: &str = "0000000b-0000-4000-8000-000000000002";
-/// A test-only ES256 key for minting.
-const MINT_KEY: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"JboNEBgP8fBlEICH8NbaE0v-ruw0A4a4ONhJWZlRljs","y":"7s9DRl0Vr1pLJx6ZYzm2_9LfS9N8rp1N1K2e9UI6fi8","d":"nBQDC5rt3yJIcUbUpxpJJo1lX0nfzeAmIDe5rTB4Nts"}]}"#;
+use crate::testing::test_issuer::MINT_KEY;
 
 struct World {
     settings: Settings,
@@ -69,12 +68,14 @@ impl World {
         crate::accounts::merge_patch(body.as_object_mut().unwrap(), changes.as_object().unwrap());
         let fields: AccountFields =
             validate(body.as_object().unwrap(), &self.settings, &WhatwgUrls).unwrap();
-        block_on(AccountStore::new(&self.platform.accounts).create(
-            id,
+        let account = Account {
+            id: id.to_owned(),
             fields,
-            "2026-11-23T11:00:00.000Z",
-        ))
-        .unwrap()
+            created_at: "2026-11-23T11:00:00.000Z".into(),
+            updated_at: "2026-11-23T11:00:00.000Z".into(),
+        };
+        put_accounts(&self.platform.accounts, std::slice::from_ref(&account));
+        account
     }
 
     fn exchange(&self) -> Exchange<'_, MemoryPlatform> {

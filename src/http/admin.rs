@@ -1,23 +1,18 @@
 //! The admin API, `/v1/serviceaccounts`, in Venafi's shape: create, list, read, change,
-//! delete, and the scope catalogue. Who may call it is [`super::auth`]'s; what an account's
-//! fields may hold is [`crate::accounts`]'; where it is kept, [`crate::accounts::store`].
-//! No I/O here beyond the platform.
+//! delete, and the scope catalogue. Who may call it is [`super::auth`]'s; every call is a
+//! command of the account registry ([`crate::registry`]), which keeps the accounts, checks
+//! their fields and records who changed what. No I/O here beyond the platform.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use chrono::{DateTime, SecondsFormat};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::extract::{FromRequest, JsonObject, MergePatch, Query};
 use super::{Method, Request, Response};
-use crate::accounts::store::{AccountStore, ListPosition, StoreError};
-use crate::accounts::{
-    check_field_names, is_account_id, merge_patch, validate, Account, FieldError,
-    AUTHENTICATION_TYPE,
-};
+use crate::accounts::{is_account_id, Account, AUTHENTICATION_TYPE};
+use crate::config::admins::Caller;
 use crate::config::settings::Settings;
-use crate::ports::{Clock, Entropy, KeyValueStore, Platform};
+use crate::ports::{Entropy, KeyValueStore, Platform};
+use crate::registry::{self, etag, Answer, Command, Envelope, Reply};
 
 /// Where the admin API lives.
 pub const COLLECTION_PATH: &str = "/v1/serviceaccounts";
@@ -78,41 +73,114 @@ fn scope_catalogue(settings: &Settings) -> Vec<ScopeDetails<'_>> {
 /// The collection (`None`) or one account (`Some(id)`).
 pub type Target<'p> = Option<&'p str>;
 
-/// Answers an authenticated admin call.
+/// Answers an admin call on accounts from `caller` (already authorised for it): each is one
+/// command of the account registry.
 pub(crate) async fn answer<P: Platform>(
     request: &Request,
     target: Target<'_>,
     settings: &Settings,
     platform: &P,
+    caller: &Caller,
 ) -> Result<Response, ApiError> {
-    let store = AccountStore::new(platform.accounts());
-    match (target, request.method) {
-        (None, Method::Get) => list(request, &store, settings).await,
-        (None, Method::Post) => create(request, &store, settings, platform).await,
-        (Some(id), Method::Get) => {
-            let account = find(&store, id).await?;
-            Ok(account_response(200, &account, settings))
+    let command = match (target, request.method) {
+        (None, Method::Get) => list_command(request)?,
+        (None, Method::Post) => {
+            let JsonObject(body) = JsonObject::from_request(request)?;
+            Command::Create { body }
         }
-        (Some(id), Method::Patch) => patch(request, id, &store, settings, platform).await,
-        (Some(id), Method::Delete) => {
-            let account = find(&store, id).await?;
-            store.delete(&account).await.map_err(store_error)?;
-            Ok(Response::empty(204))
+        (Some(id), method) => {
+            if !is_account_id(id) {
+                return Err(not_found(id));
+            }
+            let id = id.to_owned();
+            let if_match = request.header("if-match").map(str::to_owned);
+            match method {
+                Method::Get => Command::Get { id },
+                Method::Patch => {
+                    let MergePatch(patch) = MergePatch::from_request(request)?;
+                    Command::Patch {
+                        id,
+                        patch,
+                        if_match,
+                    }
+                }
+                Method::Delete => Command::Delete { id, if_match },
+                // The router answers 405 before: only these methods reach here.
+                other => return Err(unexpected(other)),
+            }
         }
-        // The router answers 405 before: only these methods reach here.
-        (_, method) => Err(ApiError::Internal {
-            description: format!("{} reached the admin API", method.as_str()),
+        (None, other) => return Err(unexpected(other)),
+    };
+    let answer = send(platform, caller, request, command.clone()).await?;
+    match (answer.reply, &command) {
+        (Reply::Account { account, version }, Command::Create { .. }) => {
+            Ok(account_response(201, &account, version, settings)
+                .with_header("location", &format!("{COLLECTION_PATH}/{}", account.id)))
+        }
+        (Reply::Account { account, version }, Command::Patch { .. }) => {
+            // Venafi answers a PATCH 204 (its Terraform provider insists); RFC 7240's
+            // `Prefer: return=representation` asks for the account instead, as the console does.
+            if prefers_representation(request) {
+                Ok(account_response(200, &account, version, settings)
+                    .with_header("preference-applied", "return=representation"))
+            } else {
+                Ok(Response::empty(204).with_header("etag", &etag(version)))
+            }
+        }
+        (Reply::Account { account, version }, _) => {
+            Ok(account_response(200, &account, version, settings))
+        }
+        (Reply::Deleted, _) => Ok(Response::empty(204)),
+        (
+            Reply::Accounts {
+                accounts,
+                next_after,
+            },
+            Command::List { limit, .. },
+        ) => Ok(list_response(&accounts, next_after, *limit, settings)),
+        (reply, _) => Err(ApiError::Internal {
+            description: format!("the registry answered {reply:?} to {command:?}"),
         }),
     }
 }
 
-async fn list<K: KeyValueStore>(
+/// Sends `command` to the registry as `caller`, and makes what it changed visible at once to
+/// this isolate's token path.
+pub(crate) async fn send<P: Platform>(
+    platform: &P,
+    caller: &Caller,
     request: &Request,
-    store: &AccountStore<'_, K>,
-    settings: &Settings,
-) -> Result<Response, ApiError> {
+    command: Command,
+) -> Result<Answer, ApiError> {
+    let envelope = Envelope {
+        command,
+        actor: caller.name.clone(),
+        request_id: request_id(request, platform.entropy()),
+    };
+    let answer = registry::call(platform.registry(), &envelope).await?;
+    for entry in &answer.projected {
+        platform
+            .accounts()
+            .remember(&entry.key, entry.value.as_deref());
+    }
+    Ok(answer)
+}
+
+/// The request's id for the audit trail: Cloudflare's `cf-ray`, or one made up where there is
+/// none (local development).
+pub(crate) fn request_id(request: &Request, entropy: &impl Entropy) -> String {
+    if let Some(ray) = request.header("cf-ray") {
+        return ray.chars().take(64).collect();
+    }
+    let mut bytes = [0u8; 8];
+    let _ = entropy.fill(&mut bytes);
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("local-{hex}")
+}
+
+fn list_command(request: &Request) -> Result<Command, ApiError> {
     let mut limit = DEFAULT_LIST_LIMIT;
-    let mut from = ListPosition::default();
+    let mut after = None;
     let Query(query) = Query::from_request(request)?;
     for (name, value) in query.iter() {
         match name {
@@ -126,15 +194,17 @@ async fn list<K: KeyValueStore>(
                     })?;
             }
             "cursor" => {
-                from = Base64UrlUnpadded::decode_vec(value)
+                let id = Base64UrlUnpadded::decode_vec(value)
                     .ok()
-                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .filter(|id| is_account_id(id))
                     .ok_or_else(|| {
                         invalid(
                             Some("cursor"),
                             "cursor must be the cursor of a previous page's Link: rel=\"next\"",
                         )
                     })?;
+                after = Some(id);
             }
             other => {
                 return Err(invalid(
@@ -144,16 +214,25 @@ async fn list<K: KeyValueStore>(
             }
         }
     }
-    let page = store
-        .list(&from, limit, MAX_LIST_PAGE_BYTES)
-        .await
-        .map_err(store_error)?;
+    Ok(Command::List {
+        after,
+        limit,
+        max_bytes: MAX_LIST_PAGE_BYTES,
+    })
+}
+
+fn list_response(
+    accounts: &[String],
+    next_after: Option<String>,
+    limit: u32,
+    settings: &Settings,
+) -> Response {
     // Written out as the stored texts are, not parsed and serialised again: a page may hold
     // up to 4 MiB of accounts, and it is held once. A JSON array, as Venafi's list is; the
     // next page is named by an RFC 8288 `Link` header.
-    let mut body = Vec::with_capacity(page.accounts.iter().map(String::len).sum::<usize>() + 64);
+    let mut body = Vec::with_capacity(accounts.iter().map(String::len).sum::<usize>() + 64);
     body.push(b'[');
-    for (index, account) in page.accounts.iter().enumerate() {
+    for (index, account) in accounts.iter().enumerate() {
         if index > 0 {
             body.push(b',');
         }
@@ -168,75 +247,25 @@ async fn list<K: KeyValueStore>(
         )],
         body,
     };
-    if let Some(next) = page.next {
-        let cursor =
-            Base64UrlUnpadded::encode_string(&serde_json::to_vec(&next).unwrap_or_default());
+    if let Some(after) = next_after {
+        let cursor = Base64UrlUnpadded::encode_string(after.as_bytes());
         response = response.with_header(
             "link",
             &format!("<{COLLECTION_PATH}?limit={limit}&cursor={cursor}>; rel=\"next\""),
         );
     }
-    Ok(response)
+    response
 }
 
-async fn create<P: Platform>(
-    request: &Request,
-    store: &AccountStore<'_, P::Accounts>,
-    settings: &Settings,
-    platform: &P,
-) -> Result<Response, ApiError> {
-    let JsonObject(body) = JsonObject::from_request(request)?;
-    check_field_names(&body).map_err(field_error)?;
-    let fields = validate(&body, settings, platform.urls()).map_err(field_error)?;
-    let id = new_account_id(platform.entropy())?;
-    let now = rfc3339(platform.clock());
-    let account = store.create(&id, fields, &now).await.map_err(store_error)?;
-    Ok(account_response(201, &account, settings)
-        .with_header("location", &format!("{COLLECTION_PATH}/{id}")))
-}
-
-async fn patch<P: Platform>(
-    request: &Request,
-    id: &str,
-    store: &AccountStore<'_, P::Accounts>,
-    settings: &Settings,
-    platform: &P,
-) -> Result<Response, ApiError> {
-    let MergePatch(patch) = MergePatch::from_request(request)?;
-    let account = find(store, id).await?;
-    check_field_names(&patch).map_err(field_error)?;
-    let mut merged = match serde_json::to_value(&account.fields) {
-        Ok(Value::Object(fields)) => fields,
-        _ => {
-            return Err(ApiError::Internal {
-                description: format!("account {id} could not be re-read"),
-            })
-        }
-    };
-    // Setting one subject rule (or key source) replaces the other, unless the patch names both.
-    for (set, other) in [
-        ("subject", "subjectPattern"),
-        ("subjectPattern", "subject"),
-        ("jwksURI", "jwks"),
-        ("jwks", "jwksURI"),
-    ] {
-        if patch.get(set).is_some_and(|value| !value.is_null()) && !patch.contains_key(other) {
-            merged.remove(other);
-        }
+fn unexpected(method: Method) -> ApiError {
+    ApiError::Internal {
+        description: format!("{} reached the admin API", method.as_str()),
     }
-    merge_patch(&mut merged, &patch);
-    let fields = validate(&merged, settings, platform.urls()).map_err(field_error)?;
-    let updated = store
-        .update(&account, fields, &rfc3339(platform.clock()))
-        .await
-        .map_err(store_error)?;
-    // Venafi answers a PATCH 204 (its Terraform provider insists); RFC 7240's
-    // `Prefer: return=representation` asks for the account instead, as the console does.
-    if prefers_representation(request) {
-        Ok(account_response(200, &updated, settings)
-            .with_header("preference-applied", "return=representation"))
-    } else {
-        Ok(Response::empty(204).with_header("etag", &etag(&updated)))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NoSuchResource {
+        description: format!("there is no service account with id {id:?}"),
     }
 }
 
@@ -251,16 +280,9 @@ fn prefers_representation(request: &Request) -> bool {
     })
 }
 
-/// The account's entity tag: a digest of its stored form, so it changes with every write.
-pub fn etag(account: &Account) -> String {
-    let text = serde_json::to_string(account).unwrap_or_default();
-    let digest = Sha256::digest(text.as_bytes());
-    format!("\"{}\"", Base64UrlUnpadded::encode_string(&digest[..16]))
-}
-
 /// An account as the API shows it: its stored JSON with Venafi's read-only `companyId` (the
-/// tenant) first, and its `ETag`.
-fn account_response(status: u16, account: &Account, settings: &Settings) -> Response {
+/// tenant) first, and its `ETag` (the registry's version of it).
+fn account_response(status: u16, account: &Account, version: u64, settings: &Settings) -> Response {
     let text = serde_json::to_string(account).unwrap_or_default();
     Response {
         status,
@@ -270,7 +292,7 @@ fn account_response(status: u16, account: &Account, settings: &Settings) -> Resp
         )],
         body: with_company_id(&text, settings.tenant_id.as_deref()),
     }
-    .with_header("etag", &etag(account))
+    .with_header("etag", &etag(version))
 }
 
 /// A stored account's JSON text (an object) with `"companyId"` spliced in as its first member:
@@ -285,91 +307,10 @@ fn with_company_id(account_json: &str, tenant_id: Option<&str>) -> Vec<u8> {
     }
 }
 
-/// The account with this id, read from the store itself (not a cache), or a 404 (also for ids
-/// that are not UUIDs).
-pub(crate) async fn find_account<K: KeyValueStore>(
-    accounts: &K,
-    id: &str,
-) -> Result<Account, ApiError> {
-    find(&AccountStore::new(accounts), id).await
-}
-
-async fn find<K: KeyValueStore>(
-    store: &AccountStore<'_, K>,
-    id: &str,
-) -> Result<Account, ApiError> {
-    let not_found = || ApiError::NoSuchResource {
-        description: format!("there is no service account with id {id:?}"),
-    };
-    if !is_account_id(id) {
-        return Err(not_found());
-    }
-    store
-        .get(id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)
-}
-
-/// A random (version 4) UUID, lower-case: the id of a new account.
-fn new_account_id(entropy: &impl Entropy) -> Result<String, ApiError> {
-    let mut bytes = [0u8; 16];
-    entropy
-        .fill(&mut bytes)
-        .map_err(|error| ApiError::Unavailable {
-            description: format!("no random bytes for a new id: {error}"),
-        })?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
-}
-
-/// The clock's time as RFC 3339 with milliseconds, UTC.
-fn rfc3339(clock: &impl Clock) -> String {
-    let millis = i64::try_from(clock.now_millis()).unwrap_or(i64::MAX);
-    DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn invalid(field: Option<&str>, description: impl Into<String>) -> ApiError {
     ApiError::InvalidRequest {
         field: field.map(str::to_owned),
         description: description.into(),
-    }
-}
-
-fn field_error(error: FieldError) -> ApiError {
-    ApiError::InvalidRequest {
-        field: error.field,
-        description: error.message,
-    }
-}
-
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::Storage(error) => ApiError::Unavailable {
-            description: format!("the account store is unavailable ({error}); try again"),
-        },
-        StoreError::Conflict { existing_id, rule } => {
-            let (field, value) = rule.field();
-            ApiError::Conflict {
-                description: format!(
-                    "service account {existing_id} already has this issuerURL and {field} {value:?}; each pair may belong to one account"
-                ),
-            }
-        }
-        StoreError::Corrupt { key } => ApiError::Internal {
-            description: format!("the stored value {key} could not be read"),
-        },
     }
 }
 

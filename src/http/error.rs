@@ -10,6 +10,7 @@ use crate::config::settings::SettingsError;
 use crate::config::signing_keys::SigningKeysError;
 use crate::http::{Method, Response};
 use crate::jose::reason::Reason;
+use crate::registry::RegistryError;
 use crate::text::charset::description_charset;
 
 /// Seconds a client should wait before retrying after a 503: long enough for a KV or network
@@ -35,6 +36,10 @@ pub enum ApiError {
         error: &'static str,
         description: String,
     },
+    /// The caller is known, but its role does not allow this call.
+    Forbidden { description: String },
+    /// `If-Match` named another version than the current one.
+    PreconditionFailed { description: String },
     /// The body is not of a media type the endpoint takes.
     UnsupportedMediaType { expected: &'static [&'static str] },
     /// The body is larger than the endpoint takes.
@@ -101,6 +106,8 @@ impl ApiError {
             Self::NotFound { .. } | Self::NoSuchResource { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Unauthorized { .. } => 401,
+            Self::Forbidden { .. } => 403,
+            Self::PreconditionFailed { .. } => 412,
             Self::UnsupportedMediaType { .. } => 415,
             Self::PayloadTooLarge { .. } => 413,
             Self::InvalidRequest { .. } => 400,
@@ -118,6 +125,8 @@ impl ApiError {
             Self::NotFound { .. } | Self::NoSuchResource { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized { error, .. } => error,
+            Self::Forbidden { .. } => "forbidden",
+            Self::PreconditionFailed { .. } => "precondition_failed",
             Self::UnsupportedMediaType { .. }
             | Self::PayloadTooLarge { .. }
             | Self::InvalidRequest { .. } => "invalid_request",
@@ -151,6 +160,8 @@ impl ApiError {
             Self::NotFound { .. } | Self::NoSuchResource { .. } => 1106,
             Self::MethodNotAllowed { .. } => 1107,
             Self::Unauthorized { .. } => 1108,
+            Self::Forbidden { .. } => 1109,
+            Self::PreconditionFailed { .. } => 1111,
             Self::Conflict { .. } => 1110,
             Self::UnsupportedMediaType { .. } => 1112,
             Self::PayloadTooLarge { .. } => 1113,
@@ -175,6 +186,8 @@ impl ApiError {
             }
             Self::NoSuchResource { description }
             | Self::Unauthorized { description, .. }
+            | Self::Forbidden { description }
+            | Self::PreconditionFailed { description }
             | Self::InvalidRequest { description, .. }
             | Self::Conflict { description }
             | Self::Unavailable { description }
@@ -231,6 +244,19 @@ impl ApiError {
                 response.with_header("retry-after", &RATE_LIMIT_RETRY_AFTER_SECONDS.to_string())
             }
             _ => response,
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        let description = error.to_string();
+        match error {
+            RegistryError::Invalid { field, .. } => Self::InvalidRequest { field, description },
+            RegistryError::NotFound { .. } => Self::NoSuchResource { description },
+            RegistryError::Conflict { .. } => Self::Conflict { description },
+            RegistryError::Stale { .. } => Self::PreconditionFailed { description },
+            RegistryError::Unavailable(_) => Self::Unavailable { description },
         }
     }
 }

@@ -62,7 +62,7 @@ async fn active_claims<P: Platform>(
         return None;
     }
     let account_id = claims.get("client_id")?.as_str()?;
-    let account = AccountStore::cached(platform.accounts())
+    let account = AccountStore::new(platform.accounts())
         .get(account_id)
         .await
         .ok()??;

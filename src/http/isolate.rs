@@ -1,13 +1,11 @@
 //! What an isolate keeps between requests: its configuration, parsed and checked once from
-//! its vars and secrets, and its caches. No I/O here beyond the rate limiter handed in.
+//! its vars and secrets, and its caches. No I/O here.
 
-use super::auth::{authenticate, AdminToken};
 use super::error::ApiError;
-use super::Request;
+use crate::config::admins::Admins;
 use crate::config::settings::{Settings, SettingsError};
 use crate::config::signing_keys::{SigningKeys, SigningKeysError};
 use crate::exchange::key_sets::KeySets;
-use crate::ports::Platform;
 
 /// What an isolate keeps between requests: its configuration, parsed and checked once from its
 /// vars and secrets, and its caches.
@@ -15,9 +13,9 @@ use crate::ports::Platform;
 pub struct Isolate {
     pub settings: Result<Settings, SettingsError>,
     pub signing_keys: Result<SigningKeys, SigningKeysError>,
-    /// `None`: the admin API is disabled.
-    pub admin_token: Option<AdminToken>,
-    /// Issuer key sets and discovered JWKS URIs.
+    /// Who may call the admin API (none configured: it is disabled).
+    pub admins: Result<Admins, SettingsError>,
+    /// Issuer key sets and discovered JWKS URIs (and the Access team's keys).
     pub key_sets: KeySets,
 }
 
@@ -30,12 +28,7 @@ impl Isolate {
         self.signing_keys.as_ref().map_err(ApiError::from)
     }
 
-    /// Checks the admin credential (and, past the rate limit, refuses guessing).
-    pub(crate) async fn authenticate<P: Platform>(
-        &self,
-        request: &Request,
-        platform: &P,
-    ) -> Result<(), ApiError> {
-        authenticate(request, self.admin_token.as_ref(), platform.rate_limiter()).await
+    pub(crate) fn admins(&self) -> Result<&Admins, ApiError> {
+        self.admins.as_ref().map_err(|error| error.clone().into())
     }
 }

@@ -7,11 +7,13 @@
 //! endpoint can be exercised by native tests without a runtime. No I/O here.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub mod auth;
 pub(crate) mod console;
 pub(crate) mod discovery;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod health;
 pub(crate) mod introspect;
 pub mod isolate;
 pub mod router;

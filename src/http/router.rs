@@ -11,8 +11,12 @@ use std::pin::Pin;
 use serde_json::json;
 
 use super::admin::COLLECTION_PATH;
+use super::audit::AUDIT_PATH;
+use super::auth::authorize;
 use super::error::ApiError;
-use super::{admin, console, discovery, introspect, token, verify, Method, Request, Response};
+use super::{admin, audit, console, discovery, health, introspect, token, verify};
+use super::{Method, Request, Response};
+use crate::config::admins::Permission;
 use crate::ports::{Clock, Platform};
 
 pub use super::isolate::Isolate;
@@ -38,6 +42,8 @@ enum Route<'p> {
     Scopes,
     /// `/v1/serviceaccounts/{id}/verify`.
     Verify(&'p str),
+    /// `/v1/audit`: the audit trail.
+    Audit,
     /// The admin console's page and assets.
     Console,
 }
@@ -63,6 +69,7 @@ fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
         }
         COLLECTION_PATH => return Some((Route::Accounts(None), COLLECTION_METHODS)),
         "/v1/serviceaccounts/scopes" => return Some((Route::Scopes, GET)),
+        AUDIT_PATH => return Some((Route::Audit, GET)),
         _ => {}
     }
     if let Some(tenant) = path
@@ -146,11 +153,20 @@ async fn dispatch<P: Platform>(
     let settings = isolate.settings()?;
     let issuer = settings.issuer_for(&request.origin).map_err(ApiError::from);
     let now = (platform.clock().now_millis() / 1000) as i64;
+    let admin = |permission| authorize(request, permission, isolate, platform, now);
     match route {
         Route::Health => {
+            // The deep check is an administrator's: who asks is settled first.
+            let deep = match health::wants_deep(request)? {
+                true => Some(admin(Permission::Read).await?),
+                false => None,
+            };
             // Healthy means able to mint: the issuer must be set and the keys usable too.
             issuer?;
             isolate.signing_keys()?;
+            if let Some(caller) = deep {
+                return compiled_apart(health::deep(request, platform, &caller)).await;
+            }
             Ok(Response::json(200, &json!({ "status": "ok" }))
                 .with_header("cache-control", "no-store"))
         }
@@ -168,22 +184,30 @@ async fn dispatch<P: Platform>(
         }
         Route::Console => console::asset(&request.path).ok_or_else(not_found),
         Route::Introspect => {
-            isolate.authenticate(request, platform).await?;
+            admin(Permission::Introspect).await?;
             let keys = isolate.signing_keys()?;
             compiled_apart(introspect::answer(request, keys, issuer?, platform, now)).await
         }
         Route::Verify(id) => {
-            isolate.authenticate(request, platform).await?;
-            compiled_apart(verify::answer(request, id, isolate, platform, now)).await
+            let caller = admin(Permission::Read).await?;
+            compiled_apart(verify::answer(request, id, isolate, platform, &caller, now)).await
         }
         Route::Scopes => {
-            isolate.authenticate(request, platform).await?;
+            admin(Permission::Read).await?;
             Ok(admin::scopes(settings))
         }
+        Route::Audit => {
+            let caller = admin(Permission::Read).await?;
+            compiled_apart(audit::answer(request, platform, &caller)).await
+        }
         Route::Accounts(target) => {
-            isolate.authenticate(request, platform).await?;
+            let permission = match request.method {
+                Method::Get => Permission::Read,
+                _ => Permission::Write,
+            };
+            let caller = admin(permission).await?;
             let response =
-                compiled_apart(admin::answer(request, target, settings, platform)).await?;
+                compiled_apart(admin::answer(request, target, settings, platform, &caller)).await?;
             Ok(response.with_header("cache-control", "no-store"))
         }
     }

@@ -4,13 +4,16 @@
 
 use serde_json::Value;
 
-use super::admin::find_account;
+use super::admin::send;
 use super::error::ApiError;
 use super::extract::{FromRequest, JsonObject};
 use super::isolate::Isolate;
 use super::{Request, Response};
+use crate::accounts::is_account_id;
+use crate::config::admins::Caller;
 use crate::exchange::Exchange;
 use crate::ports::Platform;
+use crate::registry::{Command, Reply};
 
 /// Answers the dry run of the body's `{"token": "<JWT>"}` against account `id`.
 pub(crate) async fn answer<P: Platform>(
@@ -18,9 +21,15 @@ pub(crate) async fn answer<P: Platform>(
     id: &str,
     isolate: &Isolate,
     platform: &P,
+    caller: &Caller,
     now: i64,
 ) -> Result<Response, ApiError> {
-    let account = find_account(platform.accounts(), id).await?;
+    let not_found = || ApiError::NoSuchResource {
+        description: format!("there is no service account with id {id:?}"),
+    };
+    if !is_account_id(id) {
+        return Err(not_found());
+    }
     let JsonObject(body) = JsonObject::from_request(request)?;
     let invalid = |field: Option<&str>, description: &str| ApiError::InvalidRequest {
         field: field.map(str::to_owned),
@@ -41,6 +50,13 @@ pub(crate) async fn answer<P: Platform>(
                 "the body may only hold {\"token\": \"<JWT>\"}",
             ))
         }
+    };
+    // The account as the registry has it now: the dry run of an account just written tests
+    // what was written, wherever KV has got to.
+    let command = Command::Get { id: id.to_owned() };
+    let Reply::Account { account, .. } = send(platform, caller, request, command).await?.reply
+    else {
+        return Err(not_found());
     };
     let exchange = Exchange {
         platform,

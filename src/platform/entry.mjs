@@ -3,15 +3,82 @@
 //
 // A plain handler object, as a hand-written Worker would export. worker-build's entry is a
 // WorkerEntrypoint class behind two Proxies, built anew for every request; measured in workerd,
-// that cost more than edge-sts's own handling of a `/healthz`.
+// that cost more than edge-sts's own handling of a `/healthz`. The Durable Object class below is
+// only a name in the module's exports until the registry is called: the token path never
+// touches it (docs/performance.md measures both).
 //
 // After a Rust panic (the wasm aborts), the glue starts a fresh instance on the next call: the
 // Rust side schedules it (worker's abort handler) and wasm-bindgen's call guard performs it
 // (built with --experimental-reset-state-function --force-enable-abort-handler).
-import { fetch as handle } from "./index.js";
+import {
+  fetch as handle,
+  registry_command,
+  registry_import,
+  registry_project,
+} from "./index.js";
 
 export default {
   fetch(request, env, ctx) {
     return handle(request, env, ctx);
   },
 };
+
+// The account registry (src/registry, src/platform/registry.rs): one object, named "registry",
+// that applies every admin command one at a time and projects each commit into ACCOUNTS.
+// The rules are all Rust; this class only orders the calls:
+// 1. the one-time import of accounts written to KV before the registry (every request waits
+//    for it);
+// 2. the command, committed synchronously in one SQLite transaction: no other request of the
+//    object runs in between;
+// 3. the projection into KV. One drain at a time: a request waits until a drain that started
+//    after its own commit has finished (or failed: then the alarm retries, backing off).
+export class AccountRegistry {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.env = env;
+    this.importing = null;
+    this.commits = 0;
+    this.projectedUpTo = 0;
+    this.draining = null;
+  }
+
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    const body = await request.text();
+    await this.imported();
+    const answer = registry_command(this.ctx, this.env, path, body);
+    await this.project();
+    return new Response(answer, { headers: { "content-type": "application/json" } });
+  }
+
+  async alarm() {
+    await this.imported();
+    await this.project();
+  }
+
+  async imported() {
+    this.importing ??= Promise.resolve(registry_import(this.ctx, this.env)).then((outcome) => {
+      if (outcome !== "ok") {
+        this.importing = null;
+        throw new Error(`the import of existing accounts failed: ${outcome}`);
+      }
+    });
+    await this.importing;
+  }
+
+  async project() {
+    const mine = ++this.commits;
+    while (this.projectedUpTo < mine) {
+      if (!this.draining) {
+        const upTo = this.commits;
+        this.draining = Promise.resolve(registry_project(this.ctx, this.env)).then((drained) => {
+          if (drained) this.projectedUpTo = Math.max(this.projectedUpTo, upTo);
+          return drained;
+        });
+        this.draining.finally(() => (this.draining = null));
+      }
+      const drained = await this.draining;
+      if (!drained) return;
+    }
+  }
+}

@@ -7,6 +7,7 @@
 mod crypto;
 mod fetch;
 mod kv;
+mod registry;
 #[cfg(feature = "selftest")]
 mod selftest;
 mod services;
@@ -26,10 +27,10 @@ use worker::worker_sys::Context;
 use worker::{event, Env};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
+use crate::config::admins::{AdminSecrets, Admins};
 use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::{SigningKeys, SigningKeysError};
 use crate::exchange::key_sets::KeySets;
-use crate::http::auth::AdminToken;
 use crate::http::error::ApiError;
 use crate::http::extract::MAX_BODY_BYTES;
 use crate::http::router::{self, Isolate};
@@ -39,6 +40,7 @@ use crate::text::url::split_request_url;
 use crypto::{WebCryptoSigner, WebCryptoVerifier};
 use fetch::WorkersFetcher;
 use kv::WorkersKv;
+use registry::WorkersRegistry;
 use services::{ConsoleLog, JsUrls, WorkersPlatform, WorkersRateLimiter};
 
 /// What an isolate keeps between requests: the core's [`Isolate`] (its checked configuration
@@ -148,7 +150,12 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
         signer: state.signer.as_ref(),
         log: ConsoleLog { started },
         rate_limiter: state.rate_limiter.as_ref(),
+        registry: WorkersRegistry { env: &env },
     };
+    #[cfg(feature = "selftest")]
+    if let Some(switch) = request.path.strip_prefix("/__selftest/registry/") {
+        return selftest::registry(&platform.registry, switch).await;
+    }
     let mut response = router::handle(&request, &state.isolate, &platform).await;
     if state.server_timing {
         // I/O of this request, for benchmarks: a warm exchange should show all zeros.
@@ -169,15 +176,14 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     if let Some(state) = STATE.with(|state| state.borrow().clone()) {
         return state;
     }
-    let vars = Vars {
-        issuer: var(env, "ISSUER"),
-        tenant_id: var(env, "TENANT_ID"),
-        scopes: var(env, "SCOPES"),
-        clock_skew_seconds: var(env, "CLOCK_SKEW_SECONDS"),
-        allow_http_loopback: var(env, "ALLOW_HTTP_LOOPBACK"),
-    };
+    let vars = vars(env);
     let signing_keys = secret(env, "SIGNING_KEYS");
-    let admin_token = secret(env, "ADMIN_TOKEN");
+    let admins = AdminSecrets {
+        admin_token: secret(env, "ADMIN_TOKEN"),
+        admin_tokens: secret(env, "ADMIN_TOKENS"),
+        access_team_domain: var(env, "ACCESS_TEAM_DOMAIN"),
+        access_aud: var(env, "ACCESS_AUD"),
+    };
     let mut signing_keys = SigningKeys::parse(signing_keys.as_deref().unwrap_or(""));
     // Web Crypto checks what the core cannot cheaply: that each point is on the curve and
     // belongs to its private scalar. The active key is kept imported for signing.
@@ -201,7 +207,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     let isolate = Isolate {
         settings: Settings::from_vars(&vars, &JsUrls),
         signing_keys,
-        admin_token: AdminToken::from_secret(admin_token),
+        admins: Admins::from_secrets(&admins),
         key_sets: KeySets::default(),
     };
     let state = Rc::new(IsolateState {
@@ -219,6 +225,17 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     // Requests that arrived together while the keys were imported each built a state; the
     // first one stored is kept, with whatever its requests have cached since.
     STATE.with(|slot| slot.borrow_mut().get_or_insert(state).clone())
+}
+
+/// SPEC.md's vars, as the worker and the registry's object both read them.
+fn vars(env: &Env) -> Vars {
+    Vars {
+        issuer: var(env, "ISSUER"),
+        tenant_id: var(env, "TENANT_ID"),
+        scopes: var(env, "SCOPES"),
+        clock_skew_seconds: var(env, "CLOCK_SKEW_SECONDS"),
+        allow_http_loopback: var(env, "ALLOW_HTTP_LOOPBACK"),
+    }
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -248,6 +265,9 @@ const CORE_HEADERS: &[&str] = &[
     "cf-connecting-ip",
     "tppl-api-key",
     "prefer",
+    "if-match",
+    "cf-ray",
+    "cf-access-jwt-assertion",
 ];
 
 async fn read_request(req: web_sys::Request) -> worker::Result<Request> {

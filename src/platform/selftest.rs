@@ -55,3 +55,15 @@ pub async fn kv(kv: &WorkersKv, run: &str) -> Response {
     let results = kv_conformance(kv, &format!("conformance:{run}/")).await;
     Response::json(200, &json!({ "results": results }))
 }
+
+/// `/__selftest/registry/kv-down` and `…/kv-up`: makes the registry's writes into `ACCOUNTS`
+/// fail, or work again, so the suite can watch the projection fall behind and catch up.
+pub async fn registry(registry: &super::registry::WorkersRegistry<'_>, switch: &str) -> Response {
+    match registry
+        .send_to(&format!("/selftest/{switch}"), String::new())
+        .await
+    {
+        Ok(answer) => Response::json(200, &serde_json::json!({ "done": answer })),
+        Err(error) => Response::json(503, &serde_json::json!({ "error": error.0 })),
+    }
+}

@@ -7,6 +7,7 @@ use worker::web_sys;
 use super::crypto::{WebCryptoSigner, WebCryptoVerifier};
 use super::fetch::WorkersFetcher;
 use super::kv::WorkersKv;
+use super::registry::WorkersRegistry;
 use crate::accounts::cache::CachedStore;
 use crate::ports::{
     Clock, Entropy, EntropyError, EventLog, ParsedUrl, Platform, RateLimiter, UrlParser,
@@ -22,6 +23,7 @@ pub struct WorkersPlatform<'a> {
     pub signer: Option<&'a WebCryptoSigner>,
     pub log: ConsoleLog,
     pub rate_limiter: Option<&'a WorkersRateLimiter>,
+    pub registry: WorkersRegistry<'a>,
 }
 
 impl<'a> Platform for WorkersPlatform<'a> {
@@ -35,6 +37,7 @@ impl<'a> Platform for WorkersPlatform<'a> {
     type Log = ConsoleLog;
     type Urls = JsUrls;
     type RateLimiter = WorkersRateLimiter;
+    type Registry = WorkersRegistry<'a>;
 
     fn accounts(&self) -> &Self::Accounts {
         &self.accounts
@@ -65,6 +68,9 @@ impl<'a> Platform for WorkersPlatform<'a> {
     }
     fn rate_limiter(&self) -> Option<&WorkersRateLimiter> {
         self.rate_limiter
+    }
+    fn registry(&self) -> &WorkersRegistry<'a> {
+        &self.registry
     }
 }
 

@@ -5,10 +5,10 @@ use serde_json::Value;
 
 use super::memory::{MemoryPlatform, MemorySigner, WhatwgUrls};
 use crate::accounts::{check_field_names, validate};
+use crate::config::admins::{AdminSecrets, Admins};
 use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::SigningKeys;
 use crate::exchange::key_sets::KeySets;
-use crate::http::auth::AdminToken;
 use crate::http::isolate::Isolate;
 use crate::jose::alg::Alg;
 use crate::jose::keys::{misfit, parse_key_set, select, MAX_KEYS};
@@ -20,7 +20,10 @@ pub fn isolate(signing_keys: &str, admin_token: &str) -> Isolate {
     Isolate {
         settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
         signing_keys: SigningKeys::parse(signing_keys),
-        admin_token: AdminToken::from_secret(Some(admin_token.to_owned())),
+        admins: Admins::from_secrets(&AdminSecrets {
+            admin_token: Some(admin_token.to_owned()),
+            ..AdminSecrets::default()
+        }),
         key_sets: KeySets::default(),
     }
 }

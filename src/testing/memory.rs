@@ -357,11 +357,10 @@ mod signer {
 }
 
 /// The platform of native tests: every port in memory, each a public field a test can set up
-/// and inspect.
+/// and inspect. The registry projects into `accounts`, as the Durable Object into `ACCOUNTS`.
 #[cfg(not(target_arch = "wasm32"))]
-#[derive(Default)]
 pub struct MemoryPlatform {
-    pub accounts: MemoryStore,
+    pub accounts: std::rc::Rc<MemoryStore>,
     pub jwks_cache: MemoryStore,
     pub fetcher: MemoryFetcher,
     pub verifier: crate::testing::native_crypto::RustCryptoVerifier,
@@ -370,6 +369,26 @@ pub struct MemoryPlatform {
     pub clock: FixedClock,
     pub log: MemoryLog,
     pub rate_limiter: Option<MemoryRateLimiter>,
+    pub registry: super::registry::MemoryRegistry,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Default for MemoryPlatform {
+    fn default() -> Self {
+        let accounts = std::rc::Rc::new(MemoryStore::new());
+        Self {
+            registry: super::registry::MemoryRegistry::new(accounts.clone()),
+            accounts,
+            jwks_cache: MemoryStore::default(),
+            fetcher: MemoryFetcher::default(),
+            verifier: Default::default(),
+            signer: None,
+            entropy: CountingEntropy::default(),
+            clock: FixedClock::default(),
+            log: MemoryLog::default(),
+            rate_limiter: None,
+        }
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -384,6 +403,7 @@ impl Platform for MemoryPlatform {
     type Log = MemoryLog;
     type Urls = WhatwgUrls;
     type RateLimiter = MemoryRateLimiter;
+    type Registry = super::registry::MemoryRegistry;
 
     fn accounts(&self) -> &MemoryStore {
         &self.accounts
@@ -414,5 +434,8 @@ impl Platform for MemoryPlatform {
     }
     fn rate_limiter(&self) -> Option<&MemoryRateLimiter> {
         self.rate_limiter.as_ref()
+    }
+    fn registry(&self) -> &super::registry::MemoryRegistry {
+        &self.registry
     }
 }

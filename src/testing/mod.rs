@@ -11,6 +11,8 @@ pub mod fuzzing;
 pub mod memory;
 #[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
 pub mod native_crypto;
+#[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
+pub mod registry;
 #[cfg(test)]
 pub(crate) mod test_issuer;
 #[cfg(any(test, feature = "selftest"))]

@@ -198,3 +198,6 @@ fn ec_jwk(curve: &str, point: &[u8]) -> Value {
     let half = (point.len() - 1) / 2;
     json!({"kty": "EC", "crv": curve, "x": b64(&point[1..1 + half]), "y": b64(&point[1 + half..])})
 }
+
+/// A test-only ES256 key for minting.
+pub const MINT_KEY: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"JboNEBgP8fBlEICH8NbaE0v-ruw0A4a4ONhJWZlRljs","y":"7s9DRl0Vr1pLJx6ZYzm2_9LfS9N8rp1N1K2e9UI6fi8","d":"nBQDC5rt3yJIcUbUpxpJJo1lX0nfzeAmIDe5rTB4Nts"}]}"#;

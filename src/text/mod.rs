@@ -6,4 +6,5 @@ pub(crate) mod charset;
 pub(crate) mod form;
 pub(crate) mod glob;
 pub(crate) mod json;
+pub(crate) mod time;
 pub(crate) mod url;

@@ -51,6 +51,9 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
       compatibilityDate: "2026-11-01",
       bindings: Object.fromEntries(Object.entries(bindings).filter(([, value]) => value !== undefined)),
       kvNamespaces: ["ACCOUNTS", "JWKS_CACHE"],
+      // The account registry, SQLite-backed as wrangler.toml declares it (not for a replaced
+      // worker, which exports no such class).
+      ...(modules ? {} : { durableObjects: { REGISTRY: { className: "AccountRegistry", useSQLite: true } } }),
       cf: false,
       ...(logs ? { handleStructuredLogs: (log) => logs.push(log.message) } : {}),
       ...(outbound ? { outboundService: outbound } : {}),

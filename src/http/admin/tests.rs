@@ -3,10 +3,10 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::config::admins::{AdminSecrets, Admins};
 use crate::config::settings::Vars;
 use crate::config::signing_keys::SigningKeysError;
 use crate::exchange::key_sets::KeySets;
-use crate::http::auth::{constant_time_eq, AdminToken};
 use crate::http::extract::MAX_BODY_BYTES;
 use crate::http::router::{handle as handle_request, Isolate};
 use crate::testing::memory::{block_on, FixedClock, MemoryPlatform, MemoryRateLimiter, WhatwgUrls};
@@ -22,18 +22,39 @@ struct World {
 
 impl World {
     fn new(admin_token: Option<&str>) -> Self {
-        Self {
+        Self::with_admins(AdminSecrets {
+            admin_token: admin_token.map(str::to_owned),
+            ..AdminSecrets::default()
+        })
+    }
+
+    fn with_admins(secrets: AdminSecrets) -> Self {
+        let world = Self {
             isolate: Isolate {
-                settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
+                settings: Settings::from_vars(
+                    &Vars {
+                        issuer: Some("https://sts.test".into()),
+                        ..Vars::default()
+                    },
+                    &WhatwgUrls,
+                ),
                 signing_keys: Err(SigningKeysError::Missing),
-                admin_token: AdminToken::from_secret(admin_token.map(str::to_owned)),
+                admins: Admins::from_secrets(&secrets),
                 key_sets: KeySets::default(),
             },
             platform: MemoryPlatform {
                 clock: FixedClock::at_seconds(NOW_SECONDS),
                 ..MemoryPlatform::default()
             },
-        }
+        };
+        world.platform.registry.clock.advance_seconds(NOW_SECONDS);
+        world
+    }
+
+    /// Moves both clocks (the worker's and the registry's) forward.
+    fn advance_seconds(&self, seconds: u64) {
+        self.platform.clock.advance_seconds(seconds);
+        self.platform.registry.clock.advance_seconds(seconds);
     }
 
     fn send(&self, request: Request) -> (u16, Value, Response) {
@@ -125,20 +146,12 @@ fn the_bearer_scheme_is_case_insensitive() {
 }
 
 #[test]
-fn constant_time_eq_compares_contents_and_lengths() {
-    assert!(constant_time_eq(b"secret", b"secret"));
-    assert!(!constant_time_eq(b"secret", b"secreT"));
-    assert!(!constant_time_eq(b"secret", b"secret2"));
-    assert!(!constant_time_eq(b"", b"x"));
-}
-
-#[test]
 fn create_assigns_a_uuid_and_timestamps() {
     let world = World::new(Some(TOKEN));
     let (status, body, response) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
     assert_eq!(status, 201, "{body}");
-    // CountingEntropy fills the first id with 0x01 bytes; version and variant bits are set.
-    assert_eq!(body["id"], "01010101-0101-4101-8101-010101010101");
+    // The registry's twin numbers its ids; the Durable Object makes random version 4 UUIDs.
+    assert_eq!(body["id"], "00000000-0000-4000-8000-000000000001");
     assert!(is_account_id(body["id"].as_str().unwrap()));
     assert_eq!(body["createdAt"], "2026-11-23T12:00:00.000Z");
     assert_eq!(body["updatedAt"], "2026-11-23T12:00:00.000Z");
@@ -146,7 +159,7 @@ fn create_assigns_a_uuid_and_timestamps() {
     assert_eq!(body["enabled"], true);
     assert_eq!(
         response.header("location"),
-        Some("/v1/serviceaccounts/01010101-0101-4101-8101-010101010101")
+        Some("/v1/serviceaccounts/00000000-0000-4000-8000-000000000001")
     );
 }
 
@@ -155,7 +168,7 @@ fn a_patch_merges_and_switches_subject_rules() {
     let world = World::new(Some(TOKEN));
     let (_, created, _) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
     let path = format!("{COLLECTION_PATH}/{}", created["id"].as_str().unwrap());
-    world.platform.clock.advance_seconds(60);
+    world.advance_seconds(60);
     let patch = json!({"subjectPattern": "repo:acme/*", "owner": "platform", "enabled": false});
     let (status, body, _) = world.call(Method::Patch, &path, Some(patch));
     assert_eq!(status, 200, "{body}");
@@ -339,9 +352,13 @@ fn unknown_ids_are_404_and_wrong_methods_405() {
 }
 
 #[test]
-fn a_kv_outage_is_503_with_retry_after() {
+fn a_registry_outage_is_503_with_retry_after() {
     let world = World::new(Some(TOKEN));
-    world.platform.accounts.fail_with(Some("connection reset"));
+    world
+        .platform
+        .registry
+        .store
+        .fail_with(Some("connection reset"));
     let (status, body, response) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
     assert_eq!(status, 503);
     assert_eq!(body["error"], "temporarily_unavailable");
@@ -424,4 +441,365 @@ fn token_requests_are_rate_limited_per_address() {
     assert_eq!(body["error"], "slow_down");
     assert!(body.get("reason").is_none());
     assert_eq!(response.header("retry-after"), Some("60"));
+}
+
+fn hex_sha256(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn with_roles() -> World {
+    let tokens = json!([
+        {"name": "ci-terraform", "role": "admin", "sha256": hex_sha256("tf-token")},
+        {"name": "dashboards", "role": "reader", "sha256": hex_sha256("reader-token")},
+        {"name": "api-gateway", "role": "introspector", "sha256": hex_sha256("gw-token")},
+    ]);
+    World::with_admins(AdminSecrets {
+        admin_token: Some(TOKEN.into()),
+        admin_tokens: Some(tokens.to_string()),
+        ..AdminSecrets::default()
+    })
+}
+
+fn request_as(token: &str, method: Method, path: &str, body: Option<Value>) -> Request {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (path, None),
+    };
+    let mut request = Request::new(method, "http://sts.test", path);
+    request.query = query;
+    request
+        .headers
+        .push(("authorization".into(), format!("Bearer {token}")));
+    if let Some(body) = body {
+        let media = if path == "/oauth2/introspect" {
+            request.body = b"token=x".to_vec();
+            "application/x-www-form-urlencoded"
+        } else {
+            request.body = body.to_string().into_bytes();
+            "application/json"
+        };
+        request.headers.push(("content-type".into(), media.into()));
+    }
+    request
+}
+
+/// Every admin route, and which roles may call it (SPEC.md): `reader` the GET calls, the dry
+/// run and the audit trail; `introspector` introspection only; `admin` everything.
+#[test]
+fn each_role_may_call_its_routes_and_gets_403_elsewhere() {
+    let world = with_roles();
+    let (_, created, _) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
+    let item = format!("{COLLECTION_PATH}/{}", created["id"].as_str().unwrap());
+    let verify = format!("{item}/verify");
+    let routes: Vec<(Method, &str, Option<Value>, &[&str])> = vec![
+        (Method::Get, COLLECTION_PATH, None, &["admin", "reader"]),
+        (
+            Method::Post,
+            COLLECTION_PATH,
+            Some(json!({"name": "x"})),
+            &["admin"],
+        ),
+        (Method::Get, &item, None, &["admin", "reader"]),
+        (
+            Method::Patch,
+            &item,
+            Some(json!({"name": "renamed"})),
+            &["admin"],
+        ),
+        (
+            Method::Get,
+            "/v1/serviceaccounts/scopes",
+            None,
+            &["admin", "reader"],
+        ),
+        (
+            Method::Post,
+            &verify,
+            Some(json!({"token": "x"})),
+            &["admin", "reader"],
+        ),
+        (Method::Get, "/v1/audit", None, &["admin", "reader"]),
+        (
+            Method::Post,
+            "/oauth2/introspect",
+            Some(json!({})),
+            &["admin", "introspector"],
+        ),
+        (Method::Get, "/healthz?deep=1", None, &["admin", "reader"]),
+        (Method::Delete, &item, None, &["admin"]),
+    ];
+    for (method, path, body, allowed) in routes {
+        // The admin last, so the DELETE does not take the account from the others.
+        for (role, token) in [
+            ("reader", "reader-token"),
+            ("introspector", "gw-token"),
+            ("admin", "tf-token"),
+        ] {
+            let (status, answer, _) = world.send(request_as(token, method, path, body.clone()));
+            if allowed.contains(&role) {
+                assert!(
+                    status != 401 && status != 403,
+                    "{role} {method:?} {path}: {status} {answer}"
+                );
+            } else {
+                assert_eq!(status, 403, "{role} {method:?} {path}: {answer}");
+                assert_eq!(answer["error"], "forbidden");
+                assert_eq!(answer["errors"][0]["code"], 1109);
+                let named = ["dashboards", "api-gateway"].iter().any(|name| {
+                    answer["error_description"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(name)
+                });
+                assert!(named, "the 403 names the credential: {answer}");
+            }
+        }
+    }
+}
+
+/// Every change names who made it: the credential's name, in the audit trail.
+#[test]
+fn the_audit_trail_names_each_credential_and_pages_with_link() {
+    let world = with_roles();
+    let send =
+        |token: &str, method, path: &str, body| world.send(request_as(token, method, path, body));
+    let (status, created, _) = send(
+        "tf-token",
+        Method::Post,
+        COLLECTION_PATH,
+        Some(account_body()),
+    );
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let item = format!("{COLLECTION_PATH}/{id}");
+    world.advance_seconds(60);
+    assert_eq!(
+        send(TOKEN, Method::Patch, &item, Some(json!({"enabled": false}))).0,
+        204
+    );
+    world.advance_seconds(60);
+    assert_eq!(
+        send(
+            "tf-token",
+            Method::Patch,
+            &item,
+            Some(json!({"owner": "sre"}))
+        )
+        .0,
+        204
+    );
+    let (status, events, response) = send("reader-token", Method::Get, "/v1/audit?limit=2", None);
+    assert_eq!(status, 200, "{events}");
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["action"], "update");
+    assert_eq!(events[0]["actor"], "ci-terraform");
+    assert_eq!(events[0]["account"], id.as_str());
+    assert_eq!(
+        events[0]["changes"],
+        json!({"owner": {"old": null, "new": "sre"}})
+    );
+    assert_eq!(events[0]["at"], "2026-11-23T12:02:00.000Z");
+    assert!(events[0]["requestId"]
+        .as_str()
+        .unwrap()
+        .starts_with("local-"));
+    assert_eq!(events[1]["action"], "disable");
+    assert_eq!(events[1]["actor"], "admin");
+    let link = response.header("link").unwrap();
+    assert!(link.starts_with("</v1/audit?limit=2&cursor="), "{link}");
+    let next = link.trim_start_matches('<').split('>').next().unwrap();
+    let (_, rest, _) = send("reader-token", Method::Get, next, None);
+    assert_eq!(rest.as_array().unwrap().len(), 1);
+    assert_eq!(rest[0]["action"], "create");
+    // Filters, and their errors.
+    let (_, by_admin, _) = send(TOKEN, Method::Get, "/v1/audit?actor=admin", None);
+    assert_eq!(by_admin.as_array().unwrap().len(), 1);
+    let since = "/v1/audit?since=2026-11-23T13:01:00%2B01:00";
+    let (_, recent, _) = send(TOKEN, Method::Get, since, None);
+    assert_eq!(recent.as_array().unwrap().len(), 2);
+    let (_, of_it, _) = send(TOKEN, Method::Get, &format!("/v1/audit?account={id}"), None);
+    assert_eq!(of_it.as_array().unwrap().len(), 3);
+    for (query, field) in [
+        ("since=yesterday", "since"),
+        ("limit=0", "limit"),
+        ("account=x", "account"),
+        ("cursor=-1", "cursor"),
+        ("page=2", "page"),
+    ] {
+        let (status, body, _) = send(TOKEN, Method::Get, &format!("/v1/audit?{query}"), None);
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some(field)),
+            "{query}"
+        );
+    }
+    // Nothing changes or deletes an event.
+    for method in [Method::Post, Method::Patch, Method::Delete] {
+        assert_eq!(send(TOKEN, method, "/v1/audit", Some(json!({}))).0, 405);
+    }
+}
+
+#[test]
+fn if_match_with_a_stale_etag_is_412() {
+    let world = World::new(Some(TOKEN));
+    let (_, created, response) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
+    let etag = response.header("etag").unwrap().to_owned();
+    assert_eq!(etag, "\"1\"");
+    let item = format!("{COLLECTION_PATH}/{}", created["id"].as_str().unwrap());
+    let conditional = |method, body: Option<Value>, tag: &str| {
+        let mut request = request_as(TOKEN, method, &item, body);
+        request.headers.push(("if-match".into(), tag.into()));
+        world.send(request)
+    };
+    let (status, _, response) = conditional(Method::Patch, Some(json!({"name": "a"})), &etag);
+    assert_eq!((status, response.header("etag")), (204, Some("\"2\"")));
+    let (status, body, _) = conditional(Method::Patch, Some(json!({"name": "b"})), &etag);
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["error"], "precondition_failed");
+    assert_eq!(body["errors"][0]["code"], 1111);
+    assert_eq!(conditional(Method::Delete, None, &etag).0, 412);
+    assert_eq!(conditional(Method::Delete, None, "\"2\"").0, 204);
+}
+
+#[test]
+fn the_deep_health_check_reports_a_lagging_projection() {
+    let mut world = World::new(Some(TOKEN));
+    world.isolate.signing_keys =
+        crate::config::signing_keys::SigningKeys::parse(crate::testing::test_issuer::MINT_KEY);
+    let deep = || world.send(request_as(TOKEN, Method::Get, "/healthz?deep=1", None));
+    let (status, body, _) = deep();
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ok")),
+        "{body}"
+    );
+    // The read model's writes fail: the change is committed, and waits to be written.
+    world.platform.accounts.fail_with(Some("KV is down"));
+    let (status, _, _) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
+    assert_eq!(status, 201);
+    let (status, body, _) = deep();
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "lagging");
+    assert_eq!(body["projection"]["pending"], 2);
+    assert!(body["projection"]["lastError"]
+        .as_str()
+        .unwrap()
+        .contains("KV is down"));
+    // Without credentials the deep check is refused; the plain one is public.
+    let mut anonymous = Request::new(Method::Get, "http://sts.test", "/healthz");
+    anonymous.query = Some("deep=1".into());
+    assert_eq!(world.send(anonymous).0, 401);
+    world.platform.accounts.fail_with(None);
+    world.platform.registry.project().unwrap();
+    assert_eq!(deep().0, 200);
+}
+
+/// Cloudflare Access: the assertion is verified against the team's certs (fetched and cached
+/// as an issuer's key set), `iss` must be the team and `aud` hold `ACCESS_AUD`; the actor is
+/// its `email`, with the `admin` role.
+#[test]
+fn a_cloudflare_access_assertion_is_an_admin_named_by_its_email() {
+    use crate::jose::alg::Alg;
+    use crate::testing::test_issuer::TestIssuer;
+    const TEAM: &str = "acme.cloudflareaccess.com";
+    const AUD: &str = "32eafc7626e974616deaf0dc3ce63d7bcbed58a2731e84d06bc3bf41b8c8b5ff";
+    let world = World::with_admins(AdminSecrets {
+        access_team_domain: Some(TEAM.into()),
+        access_aud: Some(AUD.into()),
+        ..AdminSecrets::default()
+    });
+    let issuer = TestIssuer::new();
+    // Access publishes `keys` and, beside them, its certificates in PEM.
+    let mut certs = issuer.jwks();
+    certs["public_cert"] = json!({"kid": "RS256", "cert": "-----BEGIN CERTIFICATE-----..."});
+    world.platform.fetcher.serve(
+        &format!("https://{TEAM}/cdn-cgi/access/certs"),
+        &certs.to_string(),
+        None,
+    );
+    let assertion = |claims: Value| {
+        let mut claims_with_defaults = json!({
+            "iss": format!("https://{TEAM}"),
+            "aud": [AUD],
+            "email": "alice@example.com",
+            "sub": "7335d417-61da-459d-899c-0a01c76a2f94",
+            "iat": NOW_SECONDS - 3600,
+            "nbf": NOW_SECONDS - 3600,
+            "exp": NOW_SECONDS + 20 * 3600,
+            "type": "app",
+        });
+        for (name, value) in claims.as_object().unwrap() {
+            claims_with_defaults[name] = value.clone();
+        }
+        issuer.sign(Alg::Rs256, &claims_with_defaults, json!({}))
+    };
+    let call = |assertion: String, method, body: Option<Value>| {
+        let mut request = Request::new(method, "http://sts.test", COLLECTION_PATH);
+        request
+            .headers
+            .push(("cf-access-jwt-assertion".into(), assertion));
+        if let Some(body) = body {
+            request
+                .headers
+                .push(("content-type".into(), "application/json".into()));
+            request.body = body.to_string().into_bytes();
+        }
+        world.send(request)
+    };
+    let (status, body, _) = call(assertion(json!({})), Method::Post, Some(account_body()));
+    assert_eq!(status, 201, "{body}");
+    let events = world.platform.registry.store.events();
+    assert_eq!(events[0].actor, "alice@example.com");
+    // An Access service token has no email: its common_name names it.
+    let (status, _, _) = call(
+        assertion(json!({"email": null, "common_name": "ci.access"})),
+        Method::Get,
+        None,
+    );
+    assert_eq!(status, 200);
+    for (claims, says) in [
+        (
+            json!({"aud": ["another-application"]}),
+            "another Access application",
+        ),
+        (
+            json!({"iss": "https://evil.cloudflareaccess.com"}),
+            "not issued by",
+        ),
+        (json!({"exp": NOW_SECONDS - 3600}), "expired"),
+        (json!({"email": null}), "names no email"),
+    ] {
+        let (status, body, _) = call(assertion(claims.clone()), Method::Get, None);
+        assert_eq!(status, 401, "{claims}");
+        assert_eq!(body["error"], "invalid_token");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(says),
+            "{claims}: {body}"
+        );
+    }
+    // A forged signature: the same claims signed by another key.
+    let forged = {
+        let good = assertion(json!({}));
+        let (head, _) = good.rsplit_once('.').unwrap();
+        format!("{head}.{}", "A".repeat(342))
+    };
+    assert_eq!(call(forged, Method::Get, None).0, 401);
+    // Without the header, the 401 says to sign in through Access.
+    let (status, body, _) = world.send(Request::new(
+        Method::Get,
+        "http://sts.test",
+        COLLECTION_PATH,
+    ));
+    assert_eq!(status, 401);
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("Cloudflare Access"));
+    // The certs were fetched once, then served from the isolate's cache.
+    assert_eq!(world.platform.fetcher.requests().len(), 1);
 }

@@ -15,7 +15,7 @@ fn each_token_request_logs_one_line_without_the_token() {
     let isolate = Isolate {
         settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
         signing_keys: Err(SigningKeysError::Missing),
-        admin_token: None,
+        admins: Ok(Default::default()),
         key_sets: KeySets::default(),
     };
     let platform = MemoryPlatform {
