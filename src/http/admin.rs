@@ -83,7 +83,7 @@ pub(crate) async fn answer<P: Platform>(
     caller: &Caller,
 ) -> Result<Response, ApiError> {
     let command = match (target, request.method) {
-        (None, Method::Get) => list_command(request)?,
+        (None, Method::Get) => list_command(request, settings)?,
         (None, Method::Post) => {
             let JsonObject(body) = JsonObject::from_request(request)?;
             Command::Create { body }
@@ -178,7 +178,7 @@ pub(crate) fn request_id(request: &Request, entropy: &impl Entropy) -> String {
     format!("local-{hex}")
 }
 
-fn list_command(request: &Request) -> Result<Command, ApiError> {
+fn list_command(request: &Request, settings: &Settings) -> Result<Command, ApiError> {
     let mut limit = DEFAULT_LIST_LIMIT;
     let mut after = None;
     let Query(query) = Query::from_request(request)?;
@@ -218,6 +218,8 @@ fn list_command(request: &Request) -> Result<Command, ApiError> {
         after,
         limit,
         max_bytes: MAX_LIST_PAGE_BYTES,
+        // `"companyId":"…",` and a comma between accounts.
+        overhead: with_company_id("{}", settings.tenant_id.as_deref()).len() + 1,
     })
 }
 

@@ -45,6 +45,11 @@ export class AccountRegistry {
   async fetch(request) {
     const path = new URL(request.url).pathname;
     const body = await request.text();
+    // The selftest build's switches (making KV writes fail) change no account: no projection,
+    // so the suite sees the alarm, not the switch, catch the read model up.
+    if (path.startsWith("/selftest/")) {
+      return new Response(registry_command(this.ctx, this.env, path, body));
+    }
     await this.imported();
     const answer = registry_command(this.ctx, this.env, path, body);
     await this.project();

@@ -52,6 +52,9 @@ const PROJECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between two projection attempts, in seconds.
 const MAX_BACKOFF_SECONDS: i64 = 300;
 
+/// The largest integer JavaScript holds exactly (2^53 - 1): "no upper bound" for an id.
+const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
 /// The meta key counting projection failures in a row (for the back-off).
 const FAILURES: &str = "projection_failures";
 
@@ -326,8 +329,10 @@ impl RegistryStore for SqlStore {
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreFault> {
         let mut conditions = vec!["id < ?1"];
-        let mut bindings: Vec<SqlStorageValue> =
-            vec![(query.before.map_or(i64::MAX, |before| before as i64)).into()];
+        let mut bindings: Vec<SqlStorageValue> = vec![(query
+            .before
+            .map_or(MAX_SAFE_INTEGER, |before| before as i64))
+        .into()];
         for (condition, value) in [
             ("account = ?", &query.account),
             ("actor = ?", &query.actor),
@@ -558,10 +563,12 @@ async fn import_once(state: &DurableObjectState, env: &Env) -> Result<(), Regist
     let report = in_transaction(state, move || {
         import(&store, accounts, issuers, &now, "import")
     })?;
-    worker::console_log!(
-        "{}",
-        serde_json::json!({"event": "registry_import", "imported": report.imported.len(), "dropped": report.dropped})
-    );
+    if !report.imported.is_empty() || !report.dropped.is_empty() {
+        worker::console_log!(
+            "{}",
+            serde_json::json!({"event": "registry_import", "imported": report.imported.len(), "dropped": report.dropped})
+        );
+    }
     Ok(())
 }
 

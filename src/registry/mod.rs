@@ -51,12 +51,15 @@ pub enum Command {
     Get {
         id: String,
     },
-    /// Up to `limit` accounts after `after` (an id), no more than `max_bytes` of them.
+    /// Up to `limit` accounts after `after` (an id), no more than `max_bytes` of them, counting
+    /// `overhead` more bytes for each (what the caller adds to each when it answers).
     #[serde(rename_all = "camelCase")]
     List {
         after: Option<String>,
         limit: u32,
         max_bytes: usize,
+        #[serde(default)]
+        overhead: usize,
     },
     Audit {
         query: AuditQuery,
@@ -245,7 +248,14 @@ fn apply(
             after,
             limit,
             max_bytes,
-        } => read(list(store, after.as_deref(), *limit, *max_bytes)?),
+            overhead,
+        } => read(list(
+            store,
+            after.as_deref(),
+            *limit,
+            *max_bytes,
+            *overhead,
+        )?),
         Command::Audit { query } => {
             let events = store.audit(query)?;
             let next_before = (events.len() == query.limit as usize)
@@ -404,6 +414,7 @@ fn list(
     after: Option<&str>,
     limit: u32,
     max_bytes: usize,
+    overhead: usize,
 ) -> Result<Reply, RegistryError> {
     let rows = store.accounts_after(after, limit)?;
     let full_page = rows.len() == limit as usize;
@@ -414,11 +425,12 @@ fn list(
     for row in rows {
         let text = serde_json::to_string(&row.account)
             .map_err(|error| RegistryError::Unavailable(error.to_string()))?;
-        if !accounts.is_empty() && bytes + text.len() > max_bytes {
+        let size = text.len() + overhead;
+        if !accounts.is_empty() && bytes + size > max_bytes {
             cut = true;
             break;
         }
-        bytes += text.len();
+        bytes += size;
         last = Some(row.account.id);
         accounts.push(text);
     }

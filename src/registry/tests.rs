@@ -424,6 +424,7 @@ fn list_pages_by_id_and_by_size() {
                 after,
                 limit,
                 max_bytes,
+                overhead: 0,
             },
         )
         .unwrap()

@@ -131,6 +131,7 @@ async function flow() {
 
   // Edit: the stored values are shown; a change is saved and listed.
   await page.getByRole("button", { name: "Edit deploy from main" }).click();
+  await page.getByRole("heading", { name: "Edit deploy from main" }).waitFor();
   const edit = page.locator("#edit-form");
   assert.equal(await edit.getByLabel("Subject Identifier", { exact: true }).inputValue(), SUBJECT);
   await edit.getByLabel("Name", { exact: true }).fill("deploy from main (edited)");
@@ -139,9 +140,33 @@ async function flow() {
   await page.getByText("Saved deploy from main (edited).").waitFor();
   await page.getByRole("row", { name: /deploy from main \(edited\)/ }).waitFor();
   await page.getByRole("button", { name: "Edit deploy from main (edited)" }).click();
+  await page.getByRole("heading", { name: "Edit deploy from main (edited)" }).waitFor();
   await edit.getByLabel("Name", { exact: true }).fill("deploy from main");
   await edit.getByRole("button", { name: "Save" }).click();
   await page.getByText("Saved deploy from main.").waitFor();
+
+  // The account's page shows its history: who changed what, from what to what.
+  await page.getByRole("button", { name: "History deploy from main" }).click();
+  const history = page.locator("#history");
+  await history.getByText("name: deploy from main (edited) → deploy from main").waitFor();
+  await history.getByText("name: deploy from main → deploy from main (edited)").waitFor();
+  assert.equal(await history.getByRole("row").count(), 3, "created, renamed, renamed back");
+  assert.match(await history.getByRole("row").last().innerText(), /admin\s+Created/);
+  await screenshot("history");
+  // Someone else changes the account while it is open here: saving does not write over it.
+  const { body: listed } = await worker.json("/v1/serviceaccounts", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const behind = await worker.fetch(`/v1/serviceaccounts/${listed[0].id}`, {
+    method: "PATCH",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ owner: "someone else" }),
+  });
+  assert.equal(behind.status, 204);
+  await edit.getByLabel("Name", { exact: true }).fill("my rename");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await page.getByText("Someone changed this account after you opened it").waitFor();
+  await screenshot("edit-refused-412");
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.getByRole("heading", { name: "Service accounts" }).waitFor();
 
   // Test a good and a bad token: decoded header and claims, and the verdict check by check.
   await page.getByRole("button", { name: "Test a token deploy from main" }).click();
@@ -168,6 +193,22 @@ async function flow() {
   // The message comes after the list is reloaded, so the row already says so.
   assert.match(await page.getByRole("row", { name: /deploy from main/ }).innerText(), /\bNo\b/);
   await screenshot("disabled");
+
+  // The Activity view: every change, newest first, filterable by who made it.
+  await page.getByRole("button", { name: "Activity", exact: true }).click();
+  await page.getByRole("heading", { name: "Activity" }).waitFor();
+  const activity = page.locator("#activity");
+  await activity.getByRole("row").first().waitFor();
+  const rows = await activity.getByRole("row").allInnerTexts();
+  assert.match(rows[0], /admin\s+Disabled\s+deploy from main/);
+  assert.match(rows[0], /enabled: true → false/);
+  assert.ok(rows.some((row) => /Changed[\s\S]*owner: — → someone else/.test(row)), rows.join("\n"));
+  await screenshot("activity");
+  await page.getByLabel("Who (credential name or email)").fill("nobody");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("No activity matches these filters.").waitFor();
+  await page.getByRole("button", { name: "Accounts" }).click();
+  await page.getByRole("heading", { name: "Service accounts" }).waitFor();
 
   // Readable at 360 px: no sideways scrolling.
   await page.setViewportSize({ width: 360, height: 740 });
@@ -230,6 +271,8 @@ async function patternFlow() {
   // Edit shows the pattern, the claim rules and the key set as they are stored.
   await page.getByRole("button", { name: "Accounts" }).click();
   await page.getByRole("button", { name: "Edit every acme repository" }).click();
+  // The page reads the account afresh (and its ETag); its title comes once the form is filled.
+  await page.getByRole("heading", { name: "Edit every acme repository" }).waitFor();
   const edit = page.locator("#edit-form");
   assert.ok(await edit.getByLabel("as a pattern").isChecked());
   assert.equal(await edit.getByLabel("Claim rules").inputValue(), "kubernetes.io.namespace = ci-*\nrepository_owner = acme");

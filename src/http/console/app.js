@@ -1,6 +1,7 @@
-// edge-sts admin console: a thin client of the admin API (/v1/serviceaccounts) and the dry-run
-// verify endpoint. No framework, no request to any other origin. The admin token lives in
-// sessionStorage (this tab only).
+// edge-sts admin console: a thin client of the admin API (/v1/serviceaccounts), the dry-run
+// verify endpoint and the audit trail (/v1/audit). No framework, no request to any other
+// origin. The admin token lives in sessionStorage (this tab only); behind Cloudflare Access
+// there is none, and the edge's Access assertion authenticates each call.
 "use strict";
 
 /** Scope id → display name, from GET /v1/serviceaccounts/scopes (Venafi's readableName). */
@@ -18,6 +19,10 @@ let step = 0;
 let cursor = null;
 let accounts = [];
 let editing = null;
+let editingEtag = null;
+let activityNext = null;
+/** Marks a session that signed in through Cloudflare Access (no token). */
+const ACCESS = "access";
 
 /** A form's control by name (`form.name` would be the form's own name). */
 function field(form, name) {
@@ -33,8 +38,10 @@ function status(text) {
 }
 
 /** Calls the API; a 401 signs out with a message. Returns { status, body, headers }. */
-async function api(path, { method = "GET", body, contentType = "application/json" } = {}) {
-  const headers = { authorization: `Bearer ${token()}`, ...(body === undefined ? {} : { "content-type": contentType }) };
+async function api(path, { method = "GET", body, contentType = "application/json", ifMatch } = {}) {
+  const headers = body === undefined ? {} : { "content-type": contentType };
+  if (token() && token() !== ACCESS) headers.authorization = `Bearer ${token()}`;
+  if (ifMatch) headers["if-match"] = ifMatch;
   // A PATCH answers 204 unless asked for the account (Venafi's shape; RFC 7240).
   if (method === "PATCH") headers.prefer = "return=representation";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -43,7 +50,9 @@ async function api(path, { method = "GET", body, contentType = "application/json
   if (response.status === 401) {
     signOut(json?.error_description === "admin API disabled"
       ? "The admin API is disabled: the ADMIN_TOKEN secret is not set on this deployment."
-      : "The admin token was not accepted. Check it and sign in again.");
+      : json?.error_description?.includes("Access")
+        ? `Cloudflare Access did not vouch for this session: ${json.error_description}`
+        : "The admin token was not accepted. Check it and sign in again.");
     throw new Error("unauthorized");
   }
   return { status: response.status, body: json, headers: response.headers };
@@ -62,6 +71,7 @@ function show(view) {
   if (view === "list") loadAccounts(true);
   if (view === "create") startWizard();
   if (view === "test") fillAccountChoices();
+  if (view === "activity") loadActivity(true);
 }
 
 function signOut(message) {
@@ -73,11 +83,8 @@ function signOut(message) {
 
 async function signIn(event) {
   event.preventDefault();
-  const value = $("#admin-token").value.trim();
-  if (!value) {
-    $("#admin-token-error").textContent = "Enter the admin token.";
-    return;
-  }
+  // Empty: a deployment behind Cloudflare Access authenticates the browser's own session.
+  const value = $("#admin-token").value.trim() || ACCESS;
   sessionStorage.setItem(TOKEN_KEY, value);
   try {
     await loadScopes();
@@ -145,6 +152,7 @@ function renderAccounts() {
     actions.className = "row-actions";
     actions.append(
       button("Edit", () => startEdit(account)),
+      button("History", () => startEdit(account, "#history-title")),
       button(account.enabled ? "Disable" : "Enable", () => setEnabled(account, !account.enabled)),
       button("Test a token", () => { show("test"); $("#t-account").value = account.id; }),
       button("Delete", () => remove(account), "danger"),
@@ -369,8 +377,18 @@ async function wizardNext(event) {
 
 // ---- edit -------------------------------------------------------------------------------
 
-function startEdit(account) {
+/** Opens an account's page: the account as it is now (and its ETag, so a save made over
+ *  someone else's change is refused), the edit form, and its history. */
+async function startEdit(listed, focus) {
+  $("#history").replaceChildren();
+  const { status: code, body, headers } = await api(`/v1/serviceaccounts/${listed.id}`);
+  if (code !== 200) {
+    status(body?.error_description ?? `The server answered ${code}.`);
+    return;
+  }
+  const account = body;
   editing = account;
+  editingEtag = headers.get("etag");
   show("edit");
   clearErrors("e");
   const form = $("#edit-form");
@@ -387,6 +405,12 @@ function startEdit(account) {
   field(form, "claims").value = claimsText(account.claims);
   for (const box of $$("#edit-scope-choices input")) box.checked = account.scopes.includes(box.value);
   $("#edit-title").textContent = `Edit ${account.name}`;
+  const history = await api(`/v1/audit?account=${account.id}&limit=100`);
+  $("#history").replaceChildren(...(history.status === 200 ? history.body : []).map((event) => eventRow(event, false)));
+  if (focus) {
+    $(focus).tabIndex = -1;
+    $(focus).focus();
+  }
 }
 
 async function saveEdit(event) {
@@ -410,15 +434,77 @@ async function saveEdit(event) {
   if (creds.subjectPattern !== undefined) patch.subjectPattern = creds.subjectPattern;
   else patch.subject = creds.subject;
   if (patch.jwks !== null) delete patch.jwksURI;
-  const { status: code, body } = await api(`/v1/serviceaccounts/${editing.id}`, { method: "PATCH", body: patch });
+  const { status: code, body } = await api(`/v1/serviceaccounts/${editing.id}`, { method: "PATCH", body: patch, ifMatch: editingEtag });
   if (code === 200) {
     show("list");
     status(`Saved ${body.name}.`);
   } else if (code === 400) {
     showFieldError("e", body.field, body.error_description);
+  } else if (code === 412) {
+    $("#e-form-error").textContent = "Someone changed this account after you opened it, so nothing was saved. Open it again to see their change, then make yours.";
   } else {
     $("#e-form-error").textContent = body?.error_description ?? `The server answered ${code}.`;
   }
+}
+
+// ---- activity (the audit trail) ---------------------------------------------------------
+
+const ACTIONS = { create: "Created", update: "Changed", enable: "Enabled", disable: "Disabled", delete: "Deleted" };
+
+/** A field's value, short, for the changes column. */
+function shown(value) {
+  if (value === null || value === undefined) return "—";
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+function eventRow(event, withAccount) {
+  const row = document.createElement("tr");
+  const changes = document.createElement("ul");
+  changes.className = "changes";
+  for (const [name, { old, new: now }] of Object.entries(event.changes)) {
+    const item = document.createElement("li");
+    item.textContent = event.action === "create" ? `${name}: ${shown(now)}`
+      : event.action === "delete" ? `${name} was ${shown(old)}`
+      : `${name}: ${shown(old)} → ${shown(now)}`;
+    changes.append(item);
+  }
+  const when = document.createElement("time");
+  when.dateTime = event.at;
+  when.textContent = new Date(event.at).toLocaleString();
+  when.title = `${event.at} (request ${event.requestId})`;
+  row.append(cell("When", when), cell("Who", event.actor), cell("What", ACTIONS[event.action] ?? event.action));
+  if (withAccount) {
+    const known = accounts.find((account) => account.id === event.account);
+    row.append(cell("Account", known ? `${known.name} (${event.account})` : event.account));
+  }
+  row.append(cell("Changes", changes));
+  return row;
+}
+
+async function loadActivity(fresh) {
+  let path = activityNext;
+  if (fresh || !path) {
+    const query = new URLSearchParams({ limit: "50" });
+    const actor = $("#a-actor").value.trim();
+    if (actor) query.set("actor", actor);
+    const since = $("#a-since").value;
+    if (since) query.set("since", new Date(since).toISOString());
+    path = `/v1/audit?${query}`;
+    $("#activity").replaceChildren();
+  }
+  if (accounts.length === 0) await loadAccounts(true);
+  const { status: code, body, headers } = await api(path);
+  $("#a-error").textContent = code === 200 ? "" : body?.error_description ?? `The server answered ${code}.`;
+  if (code !== 200) return;
+  $("#activity").append(...body.map((event) => eventRow(event, true)));
+  const next = /<([^>]+)>;\s*rel="next"/.exec(headers.get("link") ?? "");
+  activityNext = next ? next[1] : null;
+  $("#activity-more").hidden = !activityNext;
+  $("#activity-empty").hidden = $("#activity").children.length > 0;
+  $("#activity-empty").textContent = path.includes("actor=") || path.includes("since=")
+    ? "No activity matches these filters."
+    : "No activity yet.";
 }
 
 // ---- test a token -----------------------------------------------------------------------
@@ -478,6 +564,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#edit-form").addEventListener("submit", saveEdit);
   $("#test-form").addEventListener("submit", testToken);
   $("#more").addEventListener("click", () => loadAccounts(false));
+  $("#activity-more").addEventListener("click", () => loadActivity(false));
+  $("#activity-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadActivity(true);
+  });
   for (const prefix of ["f", "e"]) {
     const form = prefix === "f" ? $("#wizard") : $("#edit-form");
     field(form, "subject").addEventListener("input", () => previewSubject(prefix));
