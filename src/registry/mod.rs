@@ -32,7 +32,7 @@ use store::{AuditEvent, AuditQuery, Projection, RegistryStore, Row, StoreFault};
 
 /// One call of the registry, as it crosses into the Durable Object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub enum Command {
     Create {
         body: Map<String, Value>,
@@ -79,7 +79,7 @@ pub struct Envelope {
 
 /// What a command answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub enum Reply {
     /// One account, as it is now, and its version.
     Account {
@@ -120,7 +120,7 @@ pub struct Answer {
 
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "error", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub enum RegistryError {
     /// A field breaks its rule (`field: None`: the body as a whole).
     #[error("{message}")]

@@ -95,7 +95,7 @@ pub trait RegistryStore {
 
 /// A key of the read model to bring up to date: an account's record, or an issuer's index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "of", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub enum Projection {
     /// `account:{id}`.
     Account(String),
