@@ -178,7 +178,7 @@ for (const worker of Object.values(workers)) {
 }
 
 // The same checks: both workers refuse each of these tokens with the same reason. (A reference
-// that skipped SPEC.md's checks would be measuring less work.)
+// that skipped the contract's checks would be measuring less work.)
 const fakeSignature = "A".repeat(86);
 const part = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
 const esHeader = { alg: "ES256", kid: keys.ES256.kid, typ: "JWT" };

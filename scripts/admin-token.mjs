@@ -6,7 +6,7 @@
 // Prints two lines on stdout: the token (give it to the caller, once; it is not kept anywhere)
 // and the ADMIN_TOKENS entry for it, `{"name", "role", "sha256"}`. With --add, the second line
 // is instead the whole new ADMIN_TOKENS value: the given list with the entry appended.
-// Roles (SPEC.md): admin (everything), reader (GET calls, the dry run, the audit trail),
+// Roles (the contract): admin (everything), reader (GET calls, the dry run, the audit trail),
 // introspector (/oauth2/introspect only). Set the list with
 //   wrangler secret put ADMIN_TOKENS
 import { createHash, randomBytes } from "node:crypto";

@@ -46,7 +46,7 @@ pub(crate) const BEFORE_SIGNATURE: &[IdentityCheck] = &[IdentityCheck {
     run: issuer,
 }];
 
-/// The account's rules of a verified token, in SPEC.md's order.
+/// The account's rules of a verified token, in the contract's order.
 pub(crate) const AFTER_SIGNATURE: &[TokenCheck] = &[
     TokenCheck {
         name: "time",

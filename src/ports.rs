@@ -129,11 +129,11 @@ pub struct Fetched {
     pub body: Vec<u8>,
 }
 
-/// Time allowed for one issuer document, redirects and body included, in seconds (SPEC.md;
+/// Time allowed for one issuer document, redirects and body included, in seconds (the contract;
 /// panva/jose's default).
 pub const FETCH_TIMEOUT_SECONDS: u64 = 5;
 
-/// Largest issuer document accepted, in bytes (SPEC.md). Google's JWKS is ~1.5 KiB; 100
+/// Largest issuer document accepted, in bytes (the contract). Google's JWKS is ~1.5 KiB; 100
 /// RSA-4096 keys with certificates stay under 256 KiB.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
@@ -182,7 +182,7 @@ pub trait Entropy {
     fn fill(&self, bytes: &mut [u8]) -> Result<(), EntropyError>;
 }
 
-/// Where the one structured log line per token request goes (SPEC.md). The line is a JSON
+/// Where the one structured log line per token request goes (the contract). The line is a JSON
 /// object without any token, signature or secret; the platform adds the latency.
 pub trait EventLog {
     fn record(&self, event: serde_json::Value);

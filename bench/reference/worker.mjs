@@ -1,16 +1,16 @@
 // The reference: the same exchange as edge-sts, written the way a Workers user would, in
 // JavaScript with jose (createRemoteJWKSet, jwtVerify, SignJWT). Same account records and KV
-// layout, the same checks of SPEC.md, the same ES256 minting — so `npm run bench` can put the
+// layout, the same checks of the contract, the same ES256 minting — so `npm run bench` can put the
 // two side by side. Only the RFC 7523 form is wired up: the bench uses that one. Not deployed.
 //
-// jose does not make every check SPEC.md asks for, so `parseToken` and `checkClaims` make the
+// jose does not make every check the contract asks for, so `parseToken` and `checkClaims` make the
 // rest the way a user would have to: canonical base64url, no duplicate JSON members, nesting at
 // most 32 deep, no crit / b64: false / cty: JWT, typed and bounded numeric dates, iat not in
 // the future. The bench checks that both workers refuse the same bad tokens for the same reason.
 import { createRemoteJWKSet, importJWK, jwtVerify, SignJWT, errors } from "jose";
 
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
-const ACCOUNT_CACHE_MS = 10_000; // as edge-sts: SPEC.md lets an isolate keep an account 10 s
+const ACCOUNT_CACHE_MS = 10_000; // as edge-sts: the contract lets an isolate keep an account 10 s
 const jwksSets = new Map(); // JWKS URL → jose RemoteJWKSet (it caches keys itself)
 const accountCache = new Map(); // KV key → [value, readAt]
 let signer; // { key, kid }
@@ -97,7 +97,7 @@ function strictJson(text, which) {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** The header and claims of a compact JWS, with SPEC.md's checks of its form and header. */
+/** The header and claims of a compact JWS, with the contract's checks of its form and header. */
 function parseToken(token) {
   const parts = token.split(".");
   if (parts.length !== 3 || !parts[0] || !parts[1]) throw fail("malformed_token", "not a compact JWS of three parts");
@@ -117,7 +117,7 @@ function parseToken(token) {
   return decode(parts[1], "payload");
 }
 
-/** SPEC.md's claim rules that jwtVerify leaves out, at `now` with `leeway` seconds. */
+/** the contract's claim rules that jwtVerify leaves out, at `now` with `leeway` seconds. */
 function checkClaims(claims, now, leeway) {
   for (const name of ["iss", "sub"]) {
     if (typeof claims[name] !== "string" || claims[name] === "") throw fail("invalid_claim", `${name} is not a non-empty string`);

@@ -1,5 +1,5 @@
 //! `ACCOUNTS` reads kept in isolate memory for up to [`ACCOUNT_CACHE_MILLIS`], so a warm
-//! exchange reads no KV. SPEC.md allows it: "an isolate may keep an account it read for up to
+//! exchange reads no KV. The contract allows it: "an isolate may keep an account it read for up to
 //! 10 s". What the registry answers to this isolate's own admin calls is put here at once
 //! ([`KeyValueStore::remember`]), so a change takes effect at once in the isolate that made it.
 //!
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use crate::ports::{KeyPage, KeyValueStore, StorageError};
 
-/// How long a read stays usable, in milliseconds (SPEC.md's 10 s).
+/// How long a read stays usable, in milliseconds (the contract's 10 s).
 pub const ACCOUNT_CACHE_MILLIS: u64 = 10_000;
 
 /// Most keys kept; past it the cache starts over. An isolate serving many thousands of

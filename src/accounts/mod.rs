@@ -20,21 +20,21 @@ pub(crate) use validate::{check_field_names, validate};
 /// The only `authenticationType`: Workload Identity Federation.
 pub const AUTHENTICATION_TYPE: &str = "rsaKeyFederated";
 
-/// Longest `name`, in characters (SPEC.md).
+/// Longest `name`, in characters (the contract).
 pub const MAX_NAME_CHARS: usize = 128;
 
-/// Longest `subject`, `subjectPattern`, `audience` and claim pattern, in characters (SPEC.md;
+/// Longest `subject`, `subjectPattern`, `audience` and claim pattern, in characters (the contract;
 /// a GitHub Actions subject with an environment is about 80).
 pub const MAX_MATCH_CHARS: usize = 600;
 
-/// Shortest literal prefix of a `subjectPattern`, in characters (SPEC.md): `repo:ab/` is the
+/// Shortest literal prefix of a `subjectPattern`, in characters (the contract): `repo:ab/` is the
 /// shortest GitHub prefix that names an owner, `system:` alone names no one.
 pub const MIN_PATTERN_PREFIX_CHARS: usize = 8;
 
-/// Largest inline `jwks`, in bytes (SPEC.md): 100 RSA-4096 keys without certificates.
+/// Largest inline `jwks`, in bytes (the contract): 100 RSA-4096 keys without certificates.
 pub const MAX_INLINE_JWKS_BYTES: usize = 64 * 1024;
 
-/// Most entries in `claims` (SPEC.md).
+/// Most entries in `claims` (the contract).
 pub const MAX_CLAIMS: usize = 20;
 
 /// Longest claim name, in characters. Real claim names are short (`repository_owner`).

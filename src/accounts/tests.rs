@@ -1,4 +1,4 @@
-//! One test per field rule of SPEC.md's account table, table-driven where a rule has cases.
+//! One test per field rule of the contract's account table, table-driven where a rule has cases.
 
 use serde_json::{json, Map, Value};
 

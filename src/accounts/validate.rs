@@ -1,4 +1,4 @@
-//! The rules an account's fields must follow (SPEC.md's account table), checked and normalised
+//! The rules an account's fields must follow (the contract's account table), checked and normalised
 //! once, when an account is written: unknown and read-only fields refused, URLs in the WHATWG
 //! serialisation `fetch` uses, globs compiled, inline key sets parsed. The token path only reads
 //! what passed. No I/O here.

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::settings::SettingsError;
 
-/// What a credential may do (SPEC.md).
+/// What a credential may do (the contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -1,4 +1,4 @@
-//! The deployment's settings: SPEC.md's vars, read from their raw strings and checked once.
+//! The deployment's settings: the contract's vars, read from their raw strings and checked once.
 //!
 //! A bad value is the operator's mistake; it is a [`SettingsError`] naming the
 //! variable, so the worker answers a JSON 500 that says what to fix instead of guessing.
@@ -11,7 +11,7 @@ use crate::text::url::normalize_url;
 /// "Custom API Integration".
 pub const DEFAULT_SCOPES: &[&str] = &["certificate-issuance", "api-integration"];
 
-/// `CLOCK_SKEW_SECONDS` when unset, as SPEC.md fixes.
+/// `CLOCK_SKEW_SECONDS` when unset, as the contract fixes.
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 
 /// Largest `CLOCK_SKEW_SECONDS` accepted: 10 minutes. More would let an expired workload token

@@ -13,7 +13,7 @@ use jwt_compact::jwk::JsonWebKey;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-/// The only signature algorithm of minted tokens (SPEC.md, "Minted access tokens").
+/// The only signature algorithm of minted tokens (the contract, "Minted access tokens").
 pub const SIGNING_ALG: &str = "ES256";
 
 /// Most keys in `SIGNING_KEYS`. Rotation needs two or three at a time; more is a mistake, and

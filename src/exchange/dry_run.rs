@@ -30,7 +30,7 @@ pub(crate) struct CheckVerdict {
     pub check: &'static str,
     pub ok: bool,
     pub detail: String,
-    /// SPEC.md's reason, when the check refused the token.
+    /// The contract's reason, when the check refused the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// True when the check could not be judged (it needs a verified signature).

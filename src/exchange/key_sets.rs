@@ -36,7 +36,7 @@ use crate::ports::{
 use crate::text::json::parse_strict;
 use crate::text::url::normalize_url;
 
-/// Freshness bounds of a fetched document, in seconds (SPEC.md): an issuer's `max-age` is
+/// Freshness bounds of a fetched document, in seconds (the contract): an issuer's `max-age` is
 /// honoured within 5 minutes and 24 hours; without one, 1 hour.
 pub const MIN_FRESH_SECONDS: i64 = 300;
 pub const MAX_FRESH_SECONDS: i64 = 86_400;
@@ -49,7 +49,7 @@ pub const STALE_IF_ERROR_SECONDS: i64 = 86_400;
 /// stream of tokens with random `kid`s must not turn into a stream of subrequests.
 pub const REFETCH_COOLDOWN_SECONDS: i64 = 30;
 
-/// How long a failed fetch is remembered (SPEC.md): an issuer that is down is asked again after
+/// How long a failed fetch is remembered (the contract): an issuer that is down is asked again after
 /// this, not on every anonymous request (each of which could otherwise cost 4 hops of 5 s).
 pub const FAILURE_COOLDOWN_SECONDS: i64 = 30;
 

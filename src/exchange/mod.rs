@@ -29,7 +29,7 @@ use crate::ports::{Entropy, Platform, Signer};
 use key_sets::{KeySets, Sources};
 
 /// Lifetime of a minted access token, in seconds: 15 minutes, whatever the incoming token's
-/// own lifetime (SPEC.md and the seed).
+/// own lifetime (the contract and the seed).
 pub const ACCESS_TOKEN_SECONDS: i64 = 900;
 
 /// Random bytes in a minted token's `jti`: 128 bits (a UUIDv4 has only 122).

@@ -17,11 +17,11 @@ use crate::registry::{self, etag, Answer, Command, Envelope, Reply};
 /// Where the admin API lives.
 pub const COLLECTION_PATH: &str = "/v1/serviceaccounts";
 
-/// Page size of the list when `limit` is not given, and the largest allowed (SPEC.md).
+/// Page size of the list when `limit` is not given, and the largest allowed (the contract).
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
-/// Most bytes of accounts in one list page (SPEC.md): 1000 accounts of up to 64 KiB each would
+/// Most bytes of accounts in one list page (the contract): 1000 accounts of up to 64 KiB each would
 /// be 64 MB, past a Workers isolate's 128 MB once copied to the response. A typical account is
 /// ~500 bytes, so 4 MiB is ~8000 of them: the count is the limit in practice.
 pub const MAX_LIST_PAGE_BYTES: usize = 4 * 1024 * 1024;

@@ -16,7 +16,25 @@ use crate::jose::alg::Alg;
 /// How long a client may keep the metadata: it changes only with a new deployment.
 const METADATA_CACHE_CONTROL: &str = "public, max-age=3600";
 
-/// The grant types of SPEC.md's three request forms, as the token endpoint names them.
+/// The contract: an OpenAPI 3.1 description of every endpoint, kept in the repository
+/// (`docs/openapi.json`) and served as is. The end-to-end suite checks every response it
+/// receives against it.
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// `GET /openapi.json`.
+pub(crate) fn openapi() -> Response {
+    Response {
+        status: 200,
+        headers: vec![(
+            "content-type".to_owned(),
+            "application/json; charset=utf-8".to_owned(),
+        )],
+        body: OPENAPI.as_bytes().to_vec(),
+    }
+    .with_header("cache-control", METADATA_CACHE_CONTROL)
+}
+
+/// The grant types of the contract's three request forms, as the token endpoint names them.
 const GRANT_TYPES: &[&str] = &[
     GRANT_CLIENT_CREDENTIALS,
     GRANT_TOKEN_EXCHANGE,

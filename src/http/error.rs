@@ -64,7 +64,7 @@ pub enum ApiError {
     },
     /// Something that should not happen (stored data that cannot be read back).
     Internal { description: String },
-    /// An RFC 6749 §5.2 token-endpoint error: `error` is the OAuth code, `reason` SPEC.md's
+    /// An RFC 6749 §5.2 token-endpoint error: `error` is the OAuth code, `reason` the contract's
     /// stable reason when a token was judged. A 503 carries `Retry-After`.
     OAuth {
         status: u16,
@@ -89,10 +89,10 @@ struct VenafiError<'a> {
 struct ErrorBody<'a> {
     error: &'a str,
     error_description: &'a str,
-    /// Present (possibly `null`) on 400s from field validation, as SPEC.md requires.
+    /// Present (possibly `null`) on 400s from field validation, as the contract requires.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<Option<&'a str>>,
-    /// SPEC.md's stable reason, on token-endpoint errors that judged a token.
+    /// The contract's stable reason, on token-endpoint errors that judged a token.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     /// The same error in Venafi's shape.

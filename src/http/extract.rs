@@ -9,11 +9,11 @@ use super::Request;
 use crate::text::form::{parse_form, Form, FormError};
 use crate::text::json::parse_strict;
 
-/// Largest body of any endpoint, in bytes (SPEC.md). An account is well under 8 KiB, a token
+/// Largest body of any endpoint, in bytes (the contract). An account is well under 8 KiB, a token
 /// request under 20 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Deepest JSON nesting accepted in a body: SPEC.md's limit for tokens, used here too (an
+/// Deepest JSON nesting accepted in a body: the contract's limit for tokens, used here too (an
 /// account nests three levels).
 pub const MAX_JSON_DEPTH: usize = 32;
 

@@ -46,6 +46,8 @@ enum Route<'p> {
     Audit,
     /// The admin console's page and assets.
     Console,
+    /// `/openapi.json`: the OpenAPI description.
+    OpenApi,
 }
 
 const GET: &[Method] = &[Method::Get];
@@ -58,6 +60,7 @@ const ITEM_METHODS: &[Method] = &[Method::Get, Method::Patch, Method::Delete];
 fn route(path: &str) -> Option<(Route<'_>, &'static [Method])> {
     match path {
         "/healthz" => return Some((Route::Health, GET)),
+        "/openapi.json" => return Some((Route::OpenApi, GET)),
         "/.well-known/jwks.json" => return Some((Route::Jwks, GET)),
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
             return Some((Route::Metadata, GET))
@@ -170,6 +173,7 @@ async fn dispatch<P: Platform>(
             Ok(Response::json(200, &json!({ "status": "ok" }))
                 .with_header("cache-control", "no-store"))
         }
+        Route::OpenApi => Ok(discovery::openapi()),
         Route::Jwks => {
             let keys = isolate.signing_keys()?;
             // Verifiers may cache for five minutes; rotation publishes a key well before it signs.

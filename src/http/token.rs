@@ -1,5 +1,5 @@
 //! The token endpoint (`/oauth2/token`, and the Venafi and Entra paths): the three request
-//! forms of SPEC.md in, an RFC 6749 answer out, and one log line per request whatever happens.
+//! forms of the contract in, an RFC 6749 answer out, and one log line per request whatever happens.
 //! The pipeline itself is [`crate::exchange`]. No I/O here beyond the platform.
 
 use serde_json::{json, Value};
@@ -95,7 +95,7 @@ pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-/// Which of SPEC.md's three request forms a request uses.
+/// Which of the contract's three request forms a request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantForm {
     /// Entra / Venafi: `client_credentials` with a `client_assertion`. Refusals are

@@ -1,6 +1,6 @@
 //! The JWS algorithms accepted on a workload's token, and what key each needs. No I/O here.
 
-/// An accepted JWS `alg` (SPEC.md validation step 2).
+/// An accepted JWS `alg` (the contract validation step 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Alg {
     Rs256,

@@ -1,4 +1,4 @@
-//! Claims every workload token must carry (SPEC.md validation step 5): `iss`, `sub` (and `jti`)
+//! Claims every workload token must carry (the contract validation step 5): `iss`, `sub` (and `jti`)
 //! to find the account by, their types, the time rules with leeway and the 2-hour lifetime
 //! limit. The account's own rules are [`crate::policy`]'s. No I/O and no clock: `now` is
 //! passed in.
@@ -7,11 +7,11 @@ use serde_json::{Map, Value};
 
 use super::reason::{reject, Reason, Rejection};
 
-/// Longest accepted lifetime, `exp − iat`, in seconds: 2 hours (SPEC.md, and the seed:
+/// Longest accepted lifetime, `exp − iat`, in seconds: 2 hours (the contract, and the seed:
 /// "JWTs with a validity period longer than 2 hours will be rejected").
 pub const MAX_LIFETIME_SECONDS: f64 = 7200.0;
 
-/// Longest `sub` accepted, in bytes (SPEC.md). Real subjects are under 200 (GitHub's longest
+/// Longest `sub` accepted, in bytes (the contract). Real subjects are under 200 (GitHub's longest
 /// forms are ~120); matching a 600-character pattern against a 12,000-character `sub` took
 /// 14–19 ms, which an anonymous caller could otherwise repeat at will.
 pub const MAX_SUB_BYTES: usize = 1024;

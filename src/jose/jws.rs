@@ -1,4 +1,4 @@
-//! Parsing a workload's compact JWS (SPEC.md validation steps 1 and 2): size, shape, canonical
+//! Parsing a workload's compact JWS (the contract validation steps 1 and 2): size, shape, canonical
 //! base64url, strict JSON, the `alg` allow-list and the header members that are refused.
 //!
 //! Nothing here trusts the header to choose a key or a verifier: `alg` only selects among the
@@ -11,11 +11,11 @@ use super::alg::Alg;
 use super::reason::{reject, Reason, Rejection};
 use crate::text::json::{parse_strict, JsonError};
 
-/// Largest token accepted, in bytes (SPEC.md). Real workload tokens are 1–2 KiB; a Kubernetes
+/// Largest token accepted, in bytes (the contract). Real workload tokens are 1–2 KiB; a Kubernetes
 /// token with many claims stays under 4 KiB.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-/// Deepest nesting of the header or payload JSON (SPEC.md).
+/// Deepest nesting of the header or payload JSON (the contract).
 pub const MAX_JSON_DEPTH: usize = 32;
 
 /// A parsed token whose signature has not been checked: what it says may be a lie. Only

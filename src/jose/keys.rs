@@ -1,5 +1,5 @@
 //! Issuer key sets (JWKS): which keys are usable, which key a token may use, and the cheap
-//! signature-shape checks done before any cryptography (SPEC.md validation steps 3 and 4).
+//! signature-shape checks done before any cryptography (the contract validation steps 3 and 4).
 //! No I/O here: fetching and caching live in [`super::key_sets`].
 
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -12,7 +12,7 @@ use crate::text::json::parse_strict;
 /// Keys kept from a set: the first 100, as Entra does. More is a misconfigured issuer.
 pub const MAX_KEYS: usize = 100;
 
-/// Most keys a token without `kid` is tried against (SPEC.md). Each try is a signature
+/// Most keys a token without `kid` is tried against (the contract). Each try is a signature
 /// verification an anonymous caller makes us pay for: 100 P-521 keys cost 130 ms, and issuers
 /// that omit `kid` publish one or two keys (one more while they rotate).
 pub const MAX_KEYS_WITHOUT_KID: usize = 3;
@@ -21,7 +21,7 @@ pub const MAX_KEYS_WITHOUT_KID: usize = 3;
 /// `jwt-svid` (a trust bundle marks its JWT-SVID keys so).
 pub const SIGNING_USES: &[&str] = &["sig", "jwt-svid"];
 
-/// RSA modulus sizes accepted, in bits (SPEC.md): below 2048 is breakable, above 4096 is a
+/// RSA modulus sizes accepted, in bits (the contract): below 2048 is breakable, above 4096 is a
 /// verification-cost attack.
 pub const MIN_RSA_BITS: usize = 2048;
 pub const MAX_RSA_BITS: usize = 4096;
@@ -239,7 +239,7 @@ fn describe_need(need: KeyNeed) -> String {
     }
 }
 
-/// The keys a token with `alg` and `kid` may be verified with (SPEC.md step 3): with a `kid`,
+/// The keys a token with `alg` and `kid` may be verified with (the contract step 3): with a `kid`,
 /// the first key of that `kid` that fits `alg`; without, at most [`MAX_KEYS_WITHOUT_KID`] keys
 /// that fit it, a key published twice counted once. Each is one signature verification, so
 /// an anonymous caller gets at most that many.

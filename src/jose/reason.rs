@@ -1,7 +1,7 @@
-//! Why a workload's token was refused: SPEC.md's stable `reason` list, and a rejection with
+//! Why a workload's token was refused: the contract's stable `reason` list, and a rejection with
 //! its words. No I/O here.
 
-/// The stable machine-readable reasons of SPEC.md. Clients may switch on these.
+/// The stable machine-readable reasons of the contract. Clients may switch on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     MalformedToken,
@@ -60,7 +60,7 @@ impl Reason {
 
 impl Reason {
     /// The numeric `code` of this reason in Venafi's `errors` array (documented in the README
-    /// and the OpenAPI description): 1001 onwards in SPEC.md's order. Fixed forever: clients
+    /// and the OpenAPI description): 1001 onwards in the contract's order. Fixed forever: clients
     /// may switch on them. (Errors without a reason have theirs in `ApiError::venafi_code`.)
     pub fn code(self) -> u32 {
         match self {
@@ -93,7 +93,7 @@ impl Reason {
 /// A token judged and refused: the reason, and exactly what failed in words.
 ///
 /// Two audiences: `description` is what the client is told, and until the signature has
-/// verified it may repeat only the token's own values (SPEC.md) — anyone can send a token.
+/// verified it may repeat only the token's own values (the contract) — anyone can send a token.
 /// `detail` is what only the operator sees, in the log line and the admin's dry run: the
 /// account's configured values, URLs, what an issuer answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

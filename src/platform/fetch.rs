@@ -1,4 +1,4 @@
-//! Fetching issuer documents with the platform `fetch`, under SPEC.md's limits: https only
+//! Fetching issuer documents with the platform `fetch`, under the contract's limits: https only
 //! (loopback http with `ALLOW_HTTP_LOOPBACK`), 5 s for the whole exchange, at most 3
 //! redirects each checked like the first URL, body at most 256 KiB read as a bounded stream.
 
@@ -18,7 +18,7 @@ use crate::text::url::resolve_redirect;
 /// Time allowed for one document, redirects and body included (the port's contract).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(FETCH_TIMEOUT_SECONDS);
 
-/// Most redirects followed (SPEC.md).
+/// Most redirects followed (the contract).
 pub const MAX_REDIRECTS: usize = 3;
 
 /// The platform's `fetch`, as a [`KeySetFetcher`].

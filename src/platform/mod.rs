@@ -227,7 +227,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     STATE.with(|slot| slot.borrow_mut().get_or_insert(state).clone())
 }
 
-/// SPEC.md's vars, as the worker and the registry's object both read them.
+/// The contract's vars, as the worker and the registry's object both read them.
 fn vars(env: &Env) -> Vars {
     Vars {
         issuer: var(env, "ISSUER"),

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-/// Most parameters in one form (SPEC.md). The largest real request, an RFC 8693 exchange with
+/// Most parameters in one form (the contract). The largest real request, an RFC 8693 exchange with
 /// every optional parameter, has 9; Entra clients send 6.
 pub const MAX_FORM_PARAMETERS: usize = 32;
 

@@ -1,5 +1,5 @@
 //! Globs for `subjectPattern` and `claims`: `*` matches any run of characters (also none),
-//! `?` exactly one, everything else itself, case-sensitively. No escapes: SPEC.md has none.
+//! `?` exactly one, everything else itself, case-sensitively. No escapes: the contract has none.
 //!
 //! Matching is iterative (one backtrack point, the last `*`), so a hostile subject costs at
 //! most pattern length × subject length steps — never exponential. No I/O here.

@@ -7,7 +7,7 @@
 //! `https://evil.example`, `https://evil.example\.good.example/` as
 //! `https://evil.example/.good.example/`, and `https://a.example:1:443/` is refused.
 //!
-//! The rules are SPEC.md's: absolute `https://`, no query or fragment, no whitespace, no user
+//! The rules are the contract's: absolute `https://`, no query or fragment, no whitespace, no user
 //! info, at most [`MAX_URL_CHARS`] characters; `http://` only for a loopback host and only with
 //! `ALLOW_HTTP_LOOPBACK`; no IP literal in a loopback, private or link-local range unless
 //! `ALLOW_HTTP_LOOPBACK` (a cloud's metadata service at `169.254.169.254` is one fetch away
@@ -42,7 +42,7 @@ pub trait UrlParser {
     fn parse(&self, input: &str, base: Option<&str>) -> Option<ParsedUrl>;
 }
 
-/// Longest URL accepted, in characters. SPEC.md's limit for `issuerURL` and `jwksURI`; real
+/// Longest URL accepted, in characters. The contract's limit for `issuerURL` and `jwksURI`; real
 /// issuer URLs are under 100 (GitHub's is 43), so 600 leaves room for long tenant paths.
 pub const MAX_URL_CHARS: usize = 600;
 

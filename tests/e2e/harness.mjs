@@ -5,6 +5,7 @@ import { webcrypto } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import net from "node:net";
+import { enforce } from "./contract.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -37,6 +38,8 @@ export async function newSigningKey() {
  * ({ NAME: { limit, period } }).
  * `tls` ({ key, cert } in PEM, from tls.mjs) serves https instead of http (Microsoft's clients
  * refuse http authorities); `port` picks the port (0: any free one).
+ * Every response received through `fetch` and `json` is checked against docs/openapi.json
+ * (contract.mjs): one that does not fit throws.
  * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
  */
 export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits, tls, port = 0 } = {}) {
@@ -70,7 +73,12 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
     }),
   );
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  const call = (p, init) => fetch(url + p, { redirect: "manual", ...init });
+  // Every answer of edge-sts is held to docs/openapi.json (not a replaced worker's).
+  const call = async (p, init) => {
+    const response = await fetch(url + p, { redirect: "manual", ...init });
+    if (!modules) await enforce(init?.method ?? "GET", p, response.clone());
+    return response;
+  };
   return {
     url,
     fetch: call,

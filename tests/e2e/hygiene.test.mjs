@@ -1,5 +1,5 @@
 // What the worker logs, captured from workerd: exactly one JSON line per token request, with
-// SPEC.md's fields, and never a token, a signature, a private key or the admin token.
+// The contract's fields, and never a token, a signature, a private key or the admin token.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";

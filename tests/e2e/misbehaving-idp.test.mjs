@@ -98,7 +98,7 @@ describe("a misbehaving identity provider", () => {
     assert.equal(body.reason, reason, JSON.stringify(body));
     assert.ok(Number(headers.get("retry-after")) > 0);
     // Nothing of the account or of the issuer's answer reaches an anonymous caller: no URL,
-    // no status, no redirect target, no runtime error text (SPEC.md; the dry run has them).
+    // no status, no redirect target, no runtime error text (the contract; the dry run has them).
     assert.doesNotMatch(body.error_description, /127\.0\.0\.1|http|HTTP|\d{3}|internal error|redirect/, JSON.stringify(body));
   }
 

@@ -487,7 +487,7 @@ fn request_as(token: &str, method: Method, path: &str, body: Option<Value>) -> R
     request
 }
 
-/// Every admin route, and which roles may call it (SPEC.md): `reader` the GET calls, the dry
+/// Every admin route, and which roles may call it (the contract): `reader` the GET calls, the dry
 /// run and the audit trail; `introspector` introspection only; `admin` everything.
 #[test]
 fn each_role_may_call_its_routes_and_gets_403_elsewhere() {

@@ -8,7 +8,7 @@
 const READABLE_SCOPES = {};
 const STEPS = ["details", "method", "scope", "credentials", "review"];
 const FIELD_STEP = { name: "details", authenticationType: "method", scopes: "scope", issuerURL: "credentials", jwksURI: "credentials", jwks: "credentials", subject: "credentials", subjectPattern: "credentials", audience: "credentials", claims: "credentials" };
-/** SPEC.md's rule for a subjectPattern: this many literal characters, with ':' or '/', first. */
+/** the contract's rule for a subjectPattern: this many literal characters, with ':' or '/', first. */
 const MIN_PATTERN_PREFIX = 8;
 const TOKEN_KEY = "edge-sts-admin-token";
 
@@ -217,7 +217,7 @@ function goTo(index) {
 
 // ---- subject patterns, claim rules, inline key sets -------------------------------------
 
-/** What a subject pattern would match, in words, and whether it passes SPEC.md's rule. */
+/** What a subject pattern would match, in words, and whether it passes the contract's rule. */
 function describePattern(pattern) {
   const prefix = pattern.split(/[*?]/)[0];
   const broad = prefix.length < MIN_PATTERN_PREFIX || !/[:/]/.test(prefix);
