@@ -192,7 +192,11 @@ pub fn parse_token_request(request: &Request) -> Result<(GrantForm, TokenRequest
     Ok((
         form,
         TokenRequest {
-            assertion: assertion.to_owned(),
+            // A token read from a file often ends in a newline, which clients (google-auth's
+            // file source among them) send along: whitespace around a JWT is not part of it.
+            assertion: assertion
+                .trim_matches(|c: char| c.is_ascii_whitespace())
+                .to_owned(),
             scope: get("scope").map(str::to_owned),
             client_id,
         },
@@ -374,6 +378,13 @@ mod tests {
             assert_eq!(request.scope.as_deref(), Some("a b"));
             assert_eq!(request.client_id.as_deref(), Some("c"));
         }
+    }
+
+    #[test]
+    fn whitespace_around_the_token_is_not_part_of_it() {
+        let body = format!("grant_type={GRANT_JWT_BEARER}&assertion=%20a.b.c%0A");
+        let (_, request) = parse_token_request(&form(&body)).unwrap();
+        assert_eq!(request.assertion, "a.b.c");
     }
 
     #[test]

@@ -57,7 +57,8 @@ test("the staging environment of docs/deploy.md deploys with its own bindings an
 
 test("wrangler.toml keeps Workers Logs and declares the registry's SQLite migration", async () => {
   const { parse } = await import("smol-toml");
-  const config = parse(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"));
+  // (smol-toml makes prototype-less objects; a JSON round trip makes them plain.)
+  const config = JSON.parse(JSON.stringify(parse(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))));
   assert.equal(config.observability.enabled, true);
   assert.deepEqual(config.migrations, [{ tag: "v1", new_sqlite_classes: ["AccountRegistry"] }]);
   assert.deepEqual(config.durable_objects.bindings, [{ name: "REGISTRY", class_name: "AccountRegistry" }]);
