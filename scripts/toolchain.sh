@@ -35,9 +35,9 @@ if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -
   ok "node_modules is up to date with package-lock.json"
 else
   say "npm install (wrangler, miniflare, esbuild, binaryen, Node 24) …"
-  # Not `npm ci`: the registry reachable here lacks workerd's other-platform optional packages,
-  # so the lock file cannot list them and `npm ci` calls it out of sync. `npm install` installs
-  # the locked versions and leaves package-lock.json unchanged.
+  # The lock lists every platform's optional packages (workerd's, esbuild's), so `npm install`
+  # installs exactly the locked versions and leaves package-lock.json unchanged (CI checks that
+  # the tree is clean after npm test); unlike `npm ci` it keeps a node_modules that is current.
   npm install --no-audit --no-fund --loglevel=error
   touch node_modules/.package-lock.json
 fi
