@@ -4,6 +4,8 @@
 # Usage: scripts/build.sh [--dev]   (--dev: unoptimised, for a quicker edit-and-run loop)
 #        scripts/build.sh --selftest   (the test-only build with /__selftest/* routes, into
 #                                       build-selftest/; never deployed)
+#        scripts/build.sh --profiling  (the release build with its function names kept, into
+#                                       build-profiling/, for `npm run bench:profile`)
 #
 # These are worker-build's steps with edge-sts's own entry instead of worker-build's (see
 # entry.mjs for why), and the same wasm-bindgen options, so panics recover the same way.
@@ -21,6 +23,7 @@ features=()
 case "${1:-}" in
   --dev) profile=dev ;;
   --selftest) profile=dev out="build-selftest" features=(--features selftest) ;;
+  --profiling) out="build-profiling" ;;
 esac
 # Nothing to do when the build is newer than every input (wrangler dev runs this on start too).
 stamp="$out/.stamp-$profile"
@@ -52,9 +55,19 @@ cp src/platform/entry.mjs "$stage/entry.mjs"
 
 if [ "$profile" = release ]; then
   echo "==> wasm-opt -O3"
-  # No name section (function names, ~100 KB, only for debugging) and no producers section.
-  # Features as wasm-bindgen's output uses them, so nothing newer than workerd supports is written.
-  wasm-opt "$stage/index_bg.wasm" -o "$stage/index_bg.wasm" -O3 --strip-debug --strip-producers \
+  # No name section (function names, ~100 KB, only for debugging) and no producers section,
+  # except in the profiling build. Features as wasm-bindgen's output uses them, so nothing newer
+  # than workerd supports is written.
+  #
+  # -ocimfs 0 (--one-caller-inline-max-function-size): binaryen inlines every function with one
+  # caller whatever its size, which folded the whole request path (entry, router, every
+  # endpoint) into one 82 KB function; V8 compiles a function on its first call, so the first
+  # request paid for compiling all of it, /healthz included (~12 ms of the first request's CPU
+  # in a profile). Without it each endpoint is compiled when first used: a cold isolate's
+  # first /healthz −12 %, first exchange −17 %, warm CPU unchanged (docs/performance.md).
+  names=(--strip-debug)
+  [ "$out" = build-profiling ] && names=(--debuginfo)
+  wasm-opt "$stage/index_bg.wasm" -o "$stage/index_bg.wasm" -O3 -ocimfs 0 "${names[@]}" --strip-producers \
     --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
     --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling
 fi

@@ -142,8 +142,35 @@ impl<K: KeyValueStore> KeyValueStore for CachedStore<'_, K> {
         self.inner.list(prefix, cursor, limit).await
     }
 
+    /// What is kept, from memory; the rest in one bulk read, kept as [`Self::get_fresh`] keeps
+    /// a read.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
-        self.inner.get_many(keys).await
+        let kept = |key: &String| {
+            self.cache
+                .entries
+                .borrow()
+                .get(key)
+                .filter(|entry| self.now_ms.saturating_sub(entry.read_at) < ACCOUNT_CACHE_MILLIS)
+                .map(|entry| entry.value.clone())
+        };
+        let mut values: Vec<Option<Option<String>>> = keys.iter().map(kept).collect();
+        let missing: Vec<String> = keys
+            .iter()
+            .zip(&values)
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !missing.is_empty() {
+            let started = self.cache.generation.get();
+            let mut fetched = self.inner.get_many(&missing).await?.into_iter();
+            for (key, value) in keys.iter().zip(values.iter_mut()) {
+                if value.is_none() {
+                    let read = fetched.next().flatten();
+                    *value = Some(self.cache.settle(key, read, started, self.now_ms));
+                }
+            }
+        }
+        Ok(values.into_iter().flatten().collect())
     }
 }
 
@@ -186,6 +213,47 @@ mod tests {
         );
         block_on(at(10_003).delete("account:a")).unwrap();
         assert_eq!(block_on(at(10_004).get("account:a")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bulk_read_takes_what_is_kept_and_reads_the_rest_at_once() {
+        let kv = MemoryStore::new();
+        let cache = AccountCache::default();
+        let at = |now_ms| CachedStore {
+            inner: &kv,
+            cache: &cache,
+            now_ms,
+        };
+        for (key, value) in [("account:a", "A"), ("account:b", "B"), ("account:c", "C")] {
+            block_on(kv.put(key, value, None)).unwrap();
+        }
+        assert_eq!(
+            block_on(at(0).get("account:a")).unwrap().as_deref(),
+            Some("A")
+        );
+        block_on(kv.put("account:a", "A2", None)).unwrap();
+        let keys = ["account:a", "account:b", "account:missing", "account:c"].map(String::from);
+        let reads = kv.reads();
+        let values = block_on(at(1_000).get_many(&keys)).unwrap();
+        assert_eq!(
+            values,
+            [Some("A".into()), Some("B".into()), None, Some("C".into())],
+            "a from memory (its 10 s are not over), the rest from KV"
+        );
+        assert_eq!(
+            kv.reads(),
+            reads + 1,
+            "one bulk read for the three not kept"
+        );
+        // Now all four are kept, absence included.
+        assert_eq!(block_on(at(2_000).get_many(&keys)).unwrap(), values);
+        assert_eq!(kv.reads(), reads + 1);
+        // Past 10 s, all are read again, in one read.
+        assert_eq!(
+            block_on(at(11_001).get_many(&keys)).unwrap()[0].as_deref(),
+            Some("A2")
+        );
+        assert_eq!(kv.reads(), reads + 2);
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! | key | value | read by |
 //! |---|---|---|
 //! | `account:{id}` | the [`Account`] as JSON | token path after the index; introspection; the dry run |
-//! | `issuer:{sha256(issuerURL), base64url}` | [`IssuerIndex`]: `{issuerURL, accounts: [{id, subject \| subjectPattern}]}` | token path: the candidates for a token's `iss`, in one read |
+//! | `issuer:{sha256(issuerURL), base64url}` | [`IssuerIndex`]: `{issuerURL, accounts: [{id, subject \| subjectPattern, jwksURI?}]}` | token path: the candidates for a token's `iss`, in one read |
 //!
 //! The record is the truth; the index is only a list of candidates, and the token path checks
 //! every candidate against its record. So a moment where one key is written and the other not
 //! yet is harmless: an entry without its record grants nothing, a record without its entry is
-//! not found.
+//! not found. An entry's `jwksURI` only lets the token path start reading the cached key set
+//! while the records are read (a cold location's second round trip, not a third); the key set
+//! used is always the record's.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,20 @@ pub struct IndexEntry {
     pub id: String,
     #[serde(flatten)]
     pub subject: SubjectRule,
+    /// The account's `jwksURI`, when it names one (a hint; absent in indexes written before).
+    #[serde(rename = "jwksURI", default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+}
+
+impl IndexEntry {
+    /// The entry of `account` in its issuer's index.
+    pub fn of(account: &Account) -> Self {
+        Self {
+            id: account.id.clone(),
+            subject: account.fields.subject.clone(),
+            jwks_uri: account.fields.jwks_uri.clone(),
+        }
+    }
 }
 
 /// The candidates for one issuer.
@@ -93,6 +109,21 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
         }
     }
 
+    /// The accounts with these ids, in the same order, in one read.
+    pub async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<Account>>, StoreError> {
+        let keys: Vec<String> = ids.iter().map(|id| account_key(id)).collect();
+        let values = self.kv.get_many(&keys).await?;
+        keys.into_iter()
+            .zip(values)
+            .map(|(key, value)| match value {
+                None => Ok(None),
+                Some(text) => serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|_| StoreError::Corrupt { key }),
+            })
+            .collect()
+    }
+
     /// The index entries for `issuer_url`: the candidate accounts of a token with that `iss`.
     pub async fn candidates(&self, issuer_url: &str) -> Result<Vec<IndexEntry>, StoreError> {
         let key = issuer_index_key(issuer_url);
@@ -138,18 +169,26 @@ mod tests {
         let a3 = account("a3", "https://gitlab.com", SubjectRule::Exact("x".into()));
         put_accounts(&kv, &[a1.clone(), a2, a3]);
         let store = AccountStore::new(&kv);
-        assert_eq!(block_on(store.get("a1")).unwrap(), Some(a1));
+        assert_eq!(block_on(store.get("a1")).unwrap(), Some(a1.clone()));
         assert_eq!(block_on(store.get("zz")).unwrap(), None);
+        let reads = kv.reads();
+        assert_eq!(
+            block_on(store.get_many(&["zz", "a1"])).unwrap(),
+            [None, Some(a1.clone())]
+        );
+        assert_eq!(kv.reads(), reads + 1, "one bulk read");
         assert_eq!(
             block_on(store.candidates(GITHUB)).unwrap(),
             [
                 IndexEntry {
                     id: "a1".into(),
-                    subject: SubjectRule::Exact("repo:acme/app".into())
+                    subject: SubjectRule::Exact("repo:acme/app".into()),
+                    jwks_uri: None,
                 },
                 IndexEntry {
                     id: "a2".into(),
-                    subject: SubjectRule::Pattern("repo:acme/*".into())
+                    subject: SubjectRule::Pattern("repo:acme/*".into()),
+                    jwks_uri: None,
                 }
             ]
         );

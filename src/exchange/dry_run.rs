@@ -104,7 +104,7 @@ impl<P: Platform> Exchange<'_, P> {
                 (check.run)(account, &identity),
             ));
         }
-        let verified = self.verify_signature(account, &token).await;
+        let verified = self.verify_signature(account, &token, None).await;
         checks.push(CheckVerdict::of(
             "signature",
             verified.as_ref().map_err(Clone::clone).map(|token| {

@@ -8,7 +8,9 @@
 //! | `JWKS_CACHE` | `oidc:{sha256(issuerURL)}` | `{url, fetchedAt, freshUntil, value: {issuer, jwks_uri}}` | same | freshness + 24 h |
 //! | isolate memory | URL | the last failed fetch | 30 s | until it cools down |
 //!
-//! A fresh document in memory costs nothing: no KV read, no subrequest, no KV write.
+//! A fresh document in memory costs nothing: no KV read, no subrequest, no KV write. On a cold
+//! isolate the exchange starts the key set's `JWKS_CACHE` read ([`KeySets::read_ahead`]) while
+//! it reads the account's record, so the two cost one round trip.
 //! `JWKS_CACHE` is written in the background (the answer does not wait for KV's write). A stale
 //! document is refetched; if that fails, the last good one serves for up to 24 h past its
 //! freshness (stale-if-error). A failed fetch is remembered for 30 s, so an issuer that is down
@@ -31,7 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::jose::keys::{parse_key_set, KeySet};
 use crate::jose::reason::{Reason, Rejection};
 use crate::ports::{
-    FetchError, KeySetFetcher, KeyValueStore, Platform, UrlParser, MAX_DOCUMENT_BYTES,
+    FetchError, KeySetFetcher, KeyValueStore, Platform, StorageError, UrlParser, MAX_DOCUMENT_BYTES,
 };
 use crate::text::json::parse_strict;
 use crate::text::url::normalize_url;
@@ -164,13 +166,21 @@ pub(crate) struct Sources<'a, P: Platform> {
 }
 
 /// One document to find: which shelf and KV prefix, its name there, where to fetch it, how
-/// to parse it.
+/// to parse it, and its `JWKS_CACHE` entry if that was already read.
 struct Wanted<'a, T> {
     shelf: &'a Shelf<T>,
     prefix: &'static str,
     name: &'a str,
     url: &'a str,
     parse: Parse<'a, T>,
+    ahead: Option<ReadAhead>,
+}
+
+/// A key set's `JWKS_CACHE` entry, read before it was asked for ([`KeySets::read_ahead`]).
+#[derive(Debug)]
+pub(crate) struct ReadAhead {
+    key: String,
+    value: Result<Option<String>, StorageError>,
 }
 
 impl KeySets {
@@ -203,6 +213,7 @@ impl KeySets {
             name: issuer_url,
             url: &discovery_url,
             parse: &parse,
+            ahead: None,
         };
         let uri = self.find(wanted, sources, now).await?;
         Ok((*uri).clone())
@@ -215,7 +226,43 @@ impl KeySets {
         sources: &Sources<'_, P>,
         now: i64,
     ) -> Result<Rc<KeySet>, Rejection> {
-        self.find(self.wanted_set(url), sources, now).await
+        self.key_set_read_ahead(url, sources, now, None).await
+    }
+
+    /// [`Self::key_set`], using `ahead` instead of reading `JWKS_CACHE` when it is that URL's
+    /// entry (it may not be: the record read meanwhile may name another URL).
+    pub(crate) async fn key_set_read_ahead<P: Platform>(
+        &self,
+        url: &str,
+        sources: &Sources<'_, P>,
+        now: i64,
+        ahead: Option<ReadAhead>,
+    ) -> Result<Rc<KeySet>, Rejection> {
+        let wanted = Wanted {
+            ahead,
+            ..self.wanted_set(url)
+        };
+        self.find(wanted, sources, now).await
+    }
+
+    /// What [`Self::key_set`] would read from `JWKS_CACHE` for `url`, read now; `None`, and no
+    /// read, when the isolate holds a fresh set for it.
+    pub(crate) async fn read_ahead<P: Platform>(
+        &self,
+        url: &str,
+        platform: &P,
+        now: i64,
+    ) -> Option<ReadAhead> {
+        if self
+            .sets
+            .get(url)
+            .is_some_and(|cached| cached.is_fresh(now))
+        {
+            return None;
+        }
+        let key = cache_key(JWKS_PREFIX, url);
+        let value = platform.key_set_cache().get(&key).await;
+        Some(ReadAhead { key, value })
     }
 
     /// For an unknown `kid`: the key set fetched anew, unless `url` was already refetched for
@@ -268,6 +315,7 @@ impl KeySets {
             name: url,
             url,
             parse: &parse_stored_key_set,
+            ahead: None,
         }
     }
 
@@ -275,7 +323,7 @@ impl KeySets {
     /// (unless the URL failed lately), falling back to a stale copy when the fetch fails.
     async fn find<T, P: Platform>(
         &self,
-        wanted: Wanted<'_, T>,
+        mut wanted: Wanted<'_, T>,
         sources: &Sources<'_, P>,
         now: i64,
     ) -> Result<Rc<T>, Rejection> {
@@ -285,7 +333,11 @@ impl KeySets {
         }
         // A KV failure is no reason to fail the exchange: fall through to fetching.
         let kv_key = cache_key(wanted.prefix, wanted.name);
-        if let Ok(Some(text)) = sources.platform.key_set_cache().get(&kv_key).await {
+        let read = match wanted.ahead.take() {
+            Some(ahead) if ahead.key == kv_key => ahead.value,
+            _ => sources.platform.key_set_cache().get(&kv_key).await,
+        };
+        if let Ok(Some(text)) = read {
             if let Some(cached) = from_stored(&text, wanted.url, wanted.parse) {
                 wanted.shelf.put(wanted.name, cached.clone());
                 if cached.is_fresh(now) {

@@ -5,12 +5,14 @@
 //! | here | [`Exchange::run`]: the pipeline, finding the account, the signature, minting |
 //! | [`key_sets`] | issuer key sets and discovery, cached in the isolate and in `JWKS_CACHE` |
 //! | [`dry_run`] | the admin's dry run: the same checks, every verdict shown |
+//! | [`join`] | two reads awaited together |
 //!
 //! No clock and no I/O of its own: the time arrives in [`Exchange::now`], the world through the
 //! [`Platform`].
 
 pub(crate) mod access;
 pub(crate) mod dry_run;
+mod join;
 pub(crate) mod key_sets;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -26,7 +28,8 @@ use crate::jose::reason::{Reason, Rejection};
 use crate::jose::verify::{verify, VerifiedToken};
 use crate::policy::{self, Context, AFTER_SIGNATURE, BEFORE_SIGNATURE};
 use crate::ports::{Entropy, Platform, Signer};
-use key_sets::{KeySets, Sources};
+use join::join;
+use key_sets::{KeySets, ReadAhead, Sources};
 
 /// Lifetime of a minted access token, in seconds: 15 minutes, whatever the incoming token's
 /// own lifetime (the contract and the seed).
@@ -97,6 +100,16 @@ impl From<StoreError> for ExchangeError {
 }
 
 /// The outcome, with what is known of the token for the log line.
+/// What step 3 found.
+struct Found {
+    account: Account,
+    /// When `client_id` chose an account that is not for exactly the token's (`iss`, `sub`):
+    /// the account that is, if any (the enabled check hears of it).
+    exact: Option<Account>,
+    /// The key set's `JWKS_CACHE` entry, read together with the records.
+    ahead: Option<ReadAhead>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub result: Result<Issued, ExchangeError>,
@@ -110,7 +123,9 @@ impl<P: Platform> Exchange<'_, P> {
     ///    header members ([`jws::parse`]);
     /// 2. identity: `iss`, `sub` (and `jti`) of the unverified token, to find the account;
     /// 3. account: `client_id`'s, or the one whose issuer is `iss` and whose subject rule matches
-    ///    `sub` (exact first, then patterns);
+    ///    `sub` (exact first, then patterns): the issuer's index, then the candidates' records
+    ///    in one read, while the key set's cache entry is read too (so a cold isolate waits on
+    ///    storage twice before the signature, not once per read);
     /// 4. [`BEFORE_SIGNATURE`]: the account's issuer is the token's;
     /// 5. signature: the key set (the account's `jwks`, its `jwksURI`, or its issuer's
     ///    discovered one, cached or fetched), the key by `kid` (refetching once on an unknown
@@ -137,16 +152,19 @@ impl<P: Platform> Exchange<'_, P> {
         let token = jws::parse(&request.assertion)?;
         let identity = claims::identity(&token.claims)?;
         outcome.identity = Some(identity.clone());
-        let account = self
+        let Found {
+            account,
+            exact,
+            ahead,
+        } = self
             .find_account(&identity, request.client_id.as_deref())
             .await?;
         outcome.account_id = Some(account.id.clone());
         for check in BEFORE_SIGNATURE {
             (check.run)(&account, &identity)?;
         }
-        let verified = self.verify_signature(&account, &token).await?;
-        let exact_account = self.exact_account(&account, &identity).await?;
-        let context = self.context(exact_account.as_ref());
+        let verified = self.verify_signature(&account, &token, ahead).await?;
+        let context = self.context(exact.as_ref());
         for check in AFTER_SIGNATURE {
             (check.run)(&account, &verified, &identity, &context)?;
         }
@@ -167,12 +185,16 @@ impl<P: Platform> Exchange<'_, P> {
         }
     }
 
-    /// Step 3. Descriptions echo only the token's own values: the signature is not checked yet.
+    /// Step 3, in two waits on storage at most: with `client_id`, its record and the issuer's
+    /// index, then the account for exactly (`iss`, `sub`) and the key set's cache entry;
+    /// without, the index, then the candidates' records and the key set's cache entry (when
+    /// the index names its URL). Descriptions echo only the token's own values: the signature
+    /// is not checked yet.
     async fn find_account(
         &self,
         identity: &Identity,
         client_id: Option<&str>,
-    ) -> Result<Account, ExchangeError> {
+    ) -> Result<Found, ExchangeError> {
         let store = AccountStore::new(self.platform.accounts());
         let Identity { iss, sub, .. } = identity;
         if let Some(client_id) = client_id {
@@ -183,18 +205,47 @@ impl<P: Platform> Exchange<'_, P> {
                     "client_id {shown:?} is not a service account id"
                 )));
             }
-            return store.get(client_id).await?.ok_or_else(|| {
+            let (record, entries) = join(store.get(client_id), store.candidates(iss)).await;
+            let account = record?.ok_or_else(|| {
                 no_account(format!("client_id {client_id:?} is not a service account"))
+            })?;
+            let entries = entries?;
+            let exact_ids: Vec<&str> = entries
+                .iter()
+                .filter(|entry| entry.subject.is_exactly(sub) && entry.id != account.id)
+                .map(|entry| entry.id.as_str())
+                .collect();
+            let (exact, ahead) = join(
+                store.get_many(&exact_ids),
+                self.read_ahead(account.fields.jwks_uri.as_deref()),
+            )
+            .await;
+            let exact = exact?.into_iter().flatten().find(|exact| {
+                exact.fields.issuer_url == *iss && exact.fields.subject.is_exactly(sub)
+            });
+            return Ok(Found {
+                account,
+                exact,
+                ahead,
             });
         }
         let entries = store.candidates(iss).await?;
+        let candidates: Vec<&str> = entries
+            .iter()
+            .filter(|entry| entry.subject.matches(sub))
+            .map(|entry| entry.id.as_str())
+            .collect();
+        // The key set the likely account names (an exact subject before a pattern).
+        let likely = entries
+            .iter()
+            .filter(|entry| entry.subject.matches(sub))
+            .min_by_key(|entry| !entry.subject.is_exactly(sub))
+            .and_then(|entry| entry.jwks_uri.as_deref());
+        let (records, ahead) = join(store.get_many(&candidates), self.read_ahead(likely)).await;
         let mut exact = Vec::new();
         let mut patterns = Vec::new();
-        for entry in entries.iter().filter(|entry| entry.subject.matches(sub)) {
-            // The index only names candidates; the record decides.
-            let Some(account) = store.get(&entry.id).await? else {
-                continue;
-            };
+        // The index only names candidates; the record decides.
+        for account in records?.into_iter().flatten() {
             if account.fields.issuer_url != *iss || !account.fields.subject.matches(sub) {
                 continue;
             }
@@ -209,7 +260,12 @@ impl<P: Platform> Exchange<'_, P> {
             0 => Err(no_account(format!(
                 "no service account has issuer {iss:?} and a subject rule matching {sub:?}"
             ))),
-            1 => Ok(matches.swap_remove(0)),
+            // An exact account is chosen whenever there is one: none other to hear of.
+            1 => Ok(Found {
+                account: matches.swap_remove(0),
+                exact: None,
+                ahead,
+            }),
             n => {
                 // Other accounts' ids are configuration: they go to the log, not to the client.
                 let ids: Vec<&str> = matches.iter().map(|account| account.id.as_str()).collect();
@@ -223,11 +279,22 @@ impl<P: Platform> Exchange<'_, P> {
         }
     }
 
-    /// Step 5: the account's key set, the key, the signature.
+    /// The `JWKS_CACHE` entry of the key set at `url`, if there is a URL and the isolate has no
+    /// fresh copy.
+    async fn read_ahead(&self, url: Option<&str>) -> Option<ReadAhead> {
+        match url {
+            Some(url) => self.key_sets.read_ahead(url, self.platform, self.now).await,
+            None => None,
+        }
+    }
+
+    /// Step 5: the account's key set (its cache entry perhaps read `ahead`), the key, the
+    /// signature.
     async fn verify_signature<'t>(
         &self,
         account: &Account,
         token: &'t UntrustedToken,
+        ahead: Option<ReadAhead>,
     ) -> Result<VerifiedToken<'t>, Rejection> {
         let verifier = self.platform.verifier();
         let kid = token.kid.as_deref();
@@ -249,7 +316,10 @@ impl<P: Platform> Exchange<'_, P> {
                 self.now,
             )
             .await?;
-        let set = self.key_sets.key_set(&url, &sources, self.now).await?;
+        let set = self
+            .key_sets
+            .key_set_read_ahead(&url, &sources, self.now, ahead)
+            .await?;
         match keys::select(&set, token.alg, kid) {
             Ok(candidates) => verify(token, &candidates, verifier).await,
             Err(rejection) if rejection.reason == Reason::UnknownKey => {
@@ -265,8 +335,8 @@ impl<P: Platform> Exchange<'_, P> {
     }
 
     /// The account for exactly the token's (`iss`, `sub`), when `account` is another (a
-    /// `client_id` chose a pattern account): the enabled check hears of it. Read only after the
-    /// signature verified.
+    /// `client_id` chose a pattern account): the enabled check hears of it. The dry run's (the
+    /// exchange has it from step 3).
     async fn exact_account(
         &self,
         account: &Account,

@@ -10,7 +10,7 @@ use crate::config::signing_keys::SigningKeys;
 use crate::jose::alg::Alg;
 use crate::jose::keys::parse_key_set;
 use crate::jose::reason::Rejection;
-use crate::ports::{FetchError, SignatureVerifier};
+use crate::ports::{FetchError, KeyValueStore, SignatureVerifier};
 use crate::testing::memory::{block_on, MemoryPlatform, MemorySigner, WhatwgUrls};
 use crate::testing::registry::put_accounts;
 use crate::testing::test_issuer::TestIssuer;
@@ -991,6 +991,87 @@ fn a_cold_isolate_reads_the_shared_cache_instead_of_fetching() {
         .result
         .is_ok());
     assert_eq!(cold.platform.fetcher.requests().len(), 0);
+}
+
+/// What a cold location reads before the signature: the issuer's index, then every candidate
+/// record in one bulk read together with the key set's `JWKS_CACHE` entry (the index names its
+/// URL). The platform starts the last two together (e2e: `kv-waits` in Server-Timing).
+#[test]
+fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ahead() {
+    let world = World::new();
+    world.add_account("exact-1", json!({}));
+    world.add_account(
+        "pattern-1",
+        json!({"subject": null, "subjectPattern": "repo:acme/*"}),
+    );
+    world.add_account(
+        "pattern-2",
+        json!({"subject": null, "subjectPattern": "repo:acme/app:*"}),
+    );
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    let cold = World {
+        key_sets: KeySets::default(),
+        ..World::new()
+    };
+    for key in world.platform.accounts.keys() {
+        let value = world.platform.accounts.entry(&key).unwrap().value;
+        block_on(cold.platform.accounts.put(&key, &value, None)).unwrap();
+    }
+    for key in world.platform.jwks_cache.keys() {
+        let stored = world.platform.jwks_cache.entry(&key).unwrap();
+        block_on(
+            cold.platform
+                .jwks_cache
+                .put(&key, &stored.value, stored.ttl_seconds),
+        )
+        .unwrap();
+    }
+    let outcome = cold.run(&es256(&cold, &claims()), None, None);
+    assert_eq!(outcome.result.unwrap().account_id, "exact-1");
+    assert_eq!(
+        cold.platform.accounts.reads(),
+        2,
+        "the index, then three candidates' records in one read"
+    );
+    assert_eq!(
+        cold.platform.jwks_cache.reads(),
+        1,
+        "the key set, read ahead"
+    );
+    assert_eq!(cold.platform.fetcher.requests().len(), 0);
+
+    // An index whose hint names another URL (written before the record changed): the key set
+    // the record names is read, and the hint's read is only wasted.
+    let index_key = crate::accounts::store::issuer_index_key(ISSUER);
+    let stale_hint = cold
+        .platform
+        .accounts
+        .entry(&index_key)
+        .unwrap()
+        .value
+        .replace(JWKS_URL, "https://idp.example.com/old-jwks");
+    let colder = World {
+        key_sets: KeySets::default(),
+        ..World::new()
+    };
+    for key in cold.platform.accounts.keys() {
+        let value = cold.platform.accounts.entry(&key).unwrap().value;
+        block_on(colder.platform.accounts.put(&key, &value, None)).unwrap();
+    }
+    block_on(colder.platform.accounts.put(&index_key, &stale_hint, None)).unwrap();
+    assert!(colder
+        .run(&es256(&colder, &claims()), None, None)
+        .result
+        .is_ok());
+    assert_eq!(
+        colder.platform.jwks_cache.reads(),
+        2,
+        "the hint's, then the record's"
+    );
+    assert_eq!(colder.platform.fetcher.requests(), [JWKS_URL]);
 }
 
 #[test]

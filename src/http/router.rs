@@ -156,7 +156,9 @@ async fn dispatch<P: Platform>(
     let settings = isolate.settings()?;
     let issuer = settings.issuer_for(&request.origin).map_err(ApiError::from);
     let now = (platform.clock().now_millis() / 1000) as i64;
-    let admin = |permission| authorize(request, permission, isolate, platform, now);
+    // Who is calling (a token, or a Cloudflare Access assertion verified like a workload's
+    // token) is a function of its own, not inlined at every admin route.
+    let admin = |permission| compiled_apart(authorize(request, permission, isolate, platform, now));
     match route {
         Route::Health => {
             // The deep check is an administrator's: who asks is settled first.

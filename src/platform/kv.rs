@@ -1,6 +1,7 @@
 //! Workers KV behind the core's [`KeyValueStore`] trait.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use worker::js_sys::Promise;
 use worker::kv::KvStore;
@@ -22,20 +23,56 @@ pub struct WorkersKv {
     /// KV operations made in this request, for the `Server-Timing` counters.
     pub reads: Cell<u32>,
     pub writes: Cell<u32>,
+    /// The request's waits on KV, shared by its namespaces.
+    waits: Rc<Waits>,
 }
 
 impl WorkersKv {
-    pub fn new(store: KvStore, context: Context) -> Self {
+    pub fn new(store: KvStore, context: Context, waits: Rc<Waits>) -> Self {
         Self {
             store,
             context,
             reads: Cell::new(0),
             writes: Cell::new(0),
+            waits,
         }
     }
 
     fn count(counter: &Cell<u32>) {
         counter.set(counter.get() + 1);
+    }
+}
+
+/// How many times a request waited on KV in sequence: an operation that starts while another
+/// is under way shares its wait. On a cold location each such wait is a round trip to KV's
+/// central store, so this, not the number of reads, sets the request's latency
+/// (docs/performance.md has the model); the `kv-waits` counter of `Server-Timing`.
+#[derive(Debug, Default)]
+pub struct Waits {
+    in_flight: Cell<u32>,
+    sequential: Cell<u32>,
+}
+
+impl Waits {
+    pub fn sequential(&self) -> u32 {
+        self.sequential.get()
+    }
+
+    /// An operation is under way until the returned guard drops.
+    fn begin(&self) -> Waiting<'_> {
+        if self.in_flight.get() == 0 {
+            self.sequential.set(self.sequential.get() + 1);
+        }
+        self.in_flight.set(self.in_flight.get() + 1);
+        Waiting(self)
+    }
+}
+
+struct Waiting<'a>(&'a Waits);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
     }
 }
 
@@ -46,6 +83,7 @@ fn storage_error(error: impl std::fmt::Display) -> StorageError {
 impl KeyValueStore for WorkersKv {
     async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
         Self::count(&self.reads);
+        let _waiting = self.waits.begin();
         self.store.get(key).text().await.map_err(storage_error)
     }
 
@@ -60,6 +98,7 @@ impl KeyValueStore for WorkersKv {
         if let Some(ttl) = ttl_seconds {
             put = put.expiration_ttl(ttl);
         }
+        let _waiting = self.waits.begin();
         put.execute().await.map_err(storage_error)
     }
 
@@ -93,6 +132,7 @@ impl KeyValueStore for WorkersKv {
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         Self::count(&self.writes);
+        let _waiting = self.waits.begin();
         self.store.delete(key).await.map_err(storage_error)
     }
 
@@ -111,6 +151,7 @@ impl KeyValueStore for WorkersKv {
         if let Some(cursor) = cursor {
             list = list.cursor(cursor.to_owned());
         }
+        let _waiting = self.waits.begin();
         let page = list.execute().await.map_err(storage_error)?;
         Ok(KeyPage {
             keys: page.keys.into_iter().map(|key| key.name).collect(),
@@ -123,16 +164,20 @@ impl KeyValueStore for WorkersKv {
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut values = Vec::with_capacity(keys.len());
+        let _waiting = self.waits.begin();
         for chunk in keys.chunks(MAX_BULK_GET_KEYS) {
             Self::count(&self.reads);
-            let mut found = self
+            let found = self
                 .store
                 .get_bulk(chunk)
                 .text()
                 .await
                 .map_err(storage_error)?;
-            values.extend(chunk.iter().map(|key| found.remove(key).flatten()));
+            values.extend(chunk.iter().map(|key| found.get(key).cloned().flatten()));
         }
         Ok(values)
     }

@@ -39,7 +39,7 @@ use crate::text::url::split_request_url;
 
 use crypto::{WebCryptoSigner, WebCryptoVerifier};
 use fetch::WorkersFetcher;
-use kv::WorkersKv;
+use kv::{Waits, WorkersKv};
 use registry::WorkersRegistry;
 use services::{ConsoleLog, JsUrls, WorkersPlatform, WorkersRateLimiter};
 
@@ -100,7 +100,9 @@ const INTERNAL_ERROR_BODY: &str =
 
 async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
     let started = Date::now() as u64;
-    let state = isolate_state(&env).await;
+    // Behind a pointer, as the router's endpoints: its code (settings, keys, Web Crypto
+    // imports) is compiled by V8 on its own, not as part of this function's.
+    let state = Box::pin(isolate_state(&env)).await;
     let request = match read_request(req).await {
         Ok(request) => request,
         Err(error) => {
@@ -118,11 +120,16 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
         "/__selftest/panic-after-wait" => return selftest::panic(true).await,
         _ => {}
     }
+    let waits = Rc::new(Waits::default());
     let (accounts_kv, jwks_cache) = match &state.namespaces {
         Ok((accounts, jwks_cache)) => (
             // (`Context` has no `Clone` of its own; this clones the JS reference.)
-            WorkersKv::new(accounts.clone(), ctx.clone().unchecked_into()),
-            WorkersKv::new(jwks_cache.clone(), ctx),
+            WorkersKv::new(
+                accounts.clone(),
+                ctx.clone().unchecked_into(),
+                waits.clone(),
+            ),
+            WorkersKv::new(jwks_cache.clone(), ctx, waits.clone()),
         ),
         Err(error) => return error.clone().into_response(),
     };
@@ -160,9 +167,10 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
     if state.server_timing {
         // I/O of this request, for benchmarks: a warm exchange should show all zeros.
         let timing = format!(
-            "kv-read;desc={}, kv-write;desc={}, subrequest;desc={}",
+            "kv-read;desc={}, kv-write;desc={}, kv-waits;desc={}, subrequest;desc={}",
             accounts_kv.reads.get() + platform.jwks_cache.reads.get(),
             accounts_kv.writes.get() + platform.jwks_cache.writes.get(),
+            waits.sequential(),
             platform.fetcher.subrequests.get()
         );
         response = response.with_header("server-timing", &timing);

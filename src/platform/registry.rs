@@ -301,13 +301,7 @@ impl RegistryStore for SqlStore {
             vec![issuer_url.into()],
         )?;
         rows.iter()
-            .map(|found| {
-                let row = self.row(found)?;
-                Ok(IndexEntry {
-                    id: row.account.id,
-                    subject: row.account.fields.subject,
-                })
-            })
+            .map(|found| Ok(IndexEntry::of(&self.row(found)?.account)))
             .collect()
     }
 
@@ -642,7 +636,7 @@ fn accounts_kv(state: &DurableObjectState, env: &Env) -> Result<WorkersKv, Regis
     })?;
     let state: &JsValue = state.as_ref();
     let context: Context = state.clone().unchecked_into();
-    Ok(WorkersKv::new(store, context))
+    Ok(WorkersKv::new(store, context, Default::default()))
 }
 
 /// Selftest builds only: `ACCOUNTS` writes can be made to fail, to show the projection

@@ -155,10 +155,7 @@ impl RegistryStore for MemoryRegistryStore {
             .accounts
             .values()
             .filter(|row| row.account.fields.issuer_url == issuer_url)
-            .map(|row| IndexEntry {
-                id: row.account.id.clone(),
-                subject: row.account.fields.subject.clone(),
-            })
+            .map(|row| IndexEntry::of(&row.account))
             .collect())
     }
 
@@ -357,10 +354,7 @@ pub fn put_accounts(kv: &MemoryStore, accounts: &[Account]) {
                 accounts: Vec::new(),
             });
         index.accounts.retain(|entry| entry.id != account.id);
-        index.accounts.push(IndexEntry {
-            id: account.id.clone(),
-            subject: account.fields.subject.clone(),
-        });
+        index.accounts.push(IndexEntry::of(account));
         let index = serde_json::to_string(&index).expect("an index serialises");
         block_on(kv.put(&key, &index, None)).expect("memory");
     }

@@ -37,13 +37,14 @@ export async function newSigningKey() {
  * an https issuer on any host; `ratelimits` binds Workers Rate Limiting namespaces
  * ({ NAME: { limit, period } }).
  * `tls` ({ key, cert } in PEM, from tls.mjs) serves https instead of http (Microsoft's clients
- * refuse http authorities); `port` picks the port (0: any free one).
+ * refuse http authorities); `port` picks the port (0: any free one); `inspectorPort` opens V8's
+ * inspector (bench/profile.mjs).
  * Every response received through `fetch` and `json` is checked against docs/openapi.json
  * (contract.mjs): one that does not fit throws.
  * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
  */
-export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits, tls, port = 0 } = {}) {
-  const BUILD = path.join(ROOT, build);
+export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits, tls, port = 0, inspectorPort } = {}) {
+  const BUILD = path.resolve(ROOT, build);
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       modulesRoot: modules ? path.dirname(modules[0].path) : BUILD,
@@ -69,6 +70,7 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
         : {}),
       host: "127.0.0.1",
       port,
+      ...(inspectorPort ? { inspectorPort } : {}),
       ...(tls ? { https: true, httpsKey: tls.key, httpsCert: tls.cert } : {}),
     }),
   );

@@ -1,0 +1,37 @@
+// Cold isolates only, quickly: `npm run bench:cold [-- build-dir …]`. For each build given
+// (default build/) and the jose reference, a new workerd per measurement, its first request
+// timed: a first `/healthz`, and a first exchange with account and key set already in KV.
+// Median of COLD_RUNS (default 7). `npm run bench` prints the same beside everything else.
+import { median, setUp } from "./setup.mjs";
+
+const RUNS = Number(process.env.COLD_RUNS ?? 7);
+const builds = process.argv.slice(2).length ? process.argv.slice(2) : ["build"];
+const bench = await setUp();
+
+async function first(name, build, path, init) {
+  const worker = await bench.start(name, { build });
+  const started = performance.now();
+  const response = await fetch(worker.url + path, init);
+  await response.arrayBuffer();
+  const ms = performance.now() - started;
+  await worker.dispose();
+  if (response.status !== 200) throw new Error(`${name} ${path}: ${response.status}`);
+  return { ms, timing: response.headers.get("server-timing") };
+}
+const exchange = () => ({ method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: bench.exchangeBody("ES256") });
+const targets = [...builds.map((build) => [build, "counting", build]), ["jose reference", "reference"], ["floor", "floor"]];
+const results = Object.fromEntries(targets.map(([label]) => [label, { health: [], exchange: [] }]));
+for (let run = 0; run < RUNS; run++) {
+  for (const [label, name, build] of targets) {
+    results[label].health.push(await first(name, build, "/healthz"));
+    results[label].exchange.push(await first(name, build, "/oauth2/token", exchange()));
+  }
+  process.stderr.write(".");
+}
+process.stderr.write("\n");
+for (const [label, { health, exchange: exchanges }] of Object.entries(results)) {
+  const ms = (list) => median(list.map((result) => result.ms)).toFixed(1).padStart(6);
+  const timing = exchanges[0].timing ? `   ${exchanges[0].timing}` : "";
+  console.log(`${label.padEnd(16)} first /healthz ${ms(health)} ms   first exchange ${ms(exchanges)} ms${timing}`);
+}
+await bench.close();

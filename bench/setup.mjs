@@ -1,0 +1,87 @@
+// What every bench script shares: the issuer (a local IdP with an ES256 and an RS256 key), one
+// account created through edge-sts's own admin API, the KV state a location would have once
+// it has seen an exchange (ACCOUNTS and JWKS_CACHE), and the workers to compare:
+//
+//   edge-sts    build/ (or another build directory)
+//   counting    the same, answering each request's I/O counts in Server-Timing
+//   reference   the same exchange in JavaScript with jose (bench/reference/worker.mjs)
+//   floor       only the two Web Crypto calls (bench/reference/floor.mjs)
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { DEFAULT_VARS, newSigningKey, startWorker } from "../tests/e2e/harness.mjs";
+import { newKey, now, sign, startIdp } from "../tests/e2e/idp.mjs";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const AUDIENCE = "https://sts.example.com";
+export const SUBJECT = "repo:acme/app:ref:refs/heads/main";
+export const ADMIN_TOKEN = "bench-admin-token-0123456789abcdef";
+export const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/** The reference worker, bundled with jose for workerd. */
+const REFERENCE = path.join(ROOT, "build-bench", "reference.mjs");
+const FLOOR = path.join(ROOT, "bench", "reference", "floor.mjs");
+
+export async function setUp() {
+  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
+    "bench/reference/worker.mjs", "--bundle", "--format=esm", "--platform=browser", "--log-level=warning", `--outfile=${REFERENCE}`,
+  ], { cwd: ROOT, stdio: "inherit" });
+  const idp = await startIdp();
+  idp.maxAge = 3600;
+  const keys = { ES256: await newKey("ES256", "bench-es256"), RS256: await newKey("RS256", "bench-rs256") };
+  idp.keys = Object.values(keys);
+  const signingKey = await newSigningKey();
+  const bindings = { ...DEFAULT_VARS, ALLOW_HTTP_LOOPBACK: "true", SIGNING_KEYS: JSON.stringify({ keys: [signingKey] }), ADMIN_TOKEN };
+  const claims = () => ({ iss: idp.url, sub: SUBJECT, aud: AUDIENCE, iat: now() - 5, exp: now() + 7000, jti: "bench" });
+  const tokens = { ES256: await sign(keys.ES256, claims()), RS256: await sign(keys.RS256, claims()) };
+  const exchangeBody = (alg) => new URLSearchParams({ grant_type: JWT_BEARER, assertion: tokens[alg] }).toString();
+
+  // One account, created through edge-sts's admin API, and one exchange, so that both
+  // namespaces hold what a location that has served this account holds.
+  const seed = await startWorker(bindings, { logs: [] });
+  const created = await seed.json("/v1/serviceaccounts", {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "bench", scopes: ["certificate-issuance"], issuerURL: idp.url, jwksURI: `${idp.url}/jwks`, subject: SUBJECT, audience: AUDIENCE }),
+  });
+  if (created.status !== 201) throw new Error(JSON.stringify(created.body));
+  const first = await seed.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: exchangeBody("ES256") });
+  if (first.status !== 200) throw new Error(`the seed exchange answered ${first.status}: ${await first.text()}`);
+  const state = {};
+  for (const name of ["ACCOUNTS", "JWKS_CACHE"]) {
+    const kv = await seed.kv(name);
+    // The key-set cache is written in the background, after the answer.
+    for (let tries = 0; name === "JWKS_CACHE" && (await kv.list()).keys.length === 0; tries++) {
+      if (tries > 50) throw new Error("the seed exchange left JWKS_CACHE empty");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    state[name] = [];
+    for (const { name: key } of (await kv.list()).keys) state[name].push([key, await kv.get(key)]);
+  }
+  await seed.dispose();
+
+  const floorKeys = JSON.stringify({ verify: { ES256: keys.ES256.publicJwk, RS256: keys.RS256.publicJwk }, sign: signingKey });
+  const workers = {
+    "edge-sts": (build = "build", options = {}) => startWorker(bindings, { logs: [], build, ...options }),
+    counting: (build = "build", options = {}) => startWorker({ ...bindings, SERVER_TIMING: "true" }, { logs: [], build, ...options }),
+    reference: () => startWorker(bindings, { logs: [], modules: [{ type: "ESModule", path: REFERENCE }] }),
+    floor: () => startWorker({ FLOOR_KEYS: floorKeys }, { logs: [], modules: [{ type: "ESModule", path: FLOOR }] }),
+  };
+
+  /**
+   * A new workerd running `name`, with the KV state above: `cache` false leaves JWKS_CACHE
+   * empty (a location that never fetched this issuer's keys).
+   */
+  async function start(name, { build, cache = true, ...options } = {}) {
+    const worker = await workers[name](build, options);
+    for (const namespace of cache ? ["ACCOUNTS", "JWKS_CACHE"] : ["ACCOUNTS"]) {
+      const kv = await worker.kv(namespace);
+      for (const [key, value] of state[namespace]) await kv.put(key, value);
+    }
+    return worker;
+  }
+
+  return { idp, keys, tokens, claims, bindings, exchangeBody, start, close: () => idp.close() };
+}
+
+export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];

@@ -1,0 +1,121 @@
+// A cold location (issue 17): a new isolate with nothing in memory, the account and its key set
+// already in KV. Before the signature it waits on KV twice — the issuer's index, then every
+// candidate record in one bulk read together with the key set's cache entry — however many
+// candidates there are, and with or without client_id. Counted by the worker itself in its
+// Server-Timing header (SERVER_TIMING=true): `kv-waits` is the number of times the request
+// waited on KV with nothing else under way.
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
+import { newKey, now, sign, startIdp } from "./idp.mjs";
+
+const ADMIN_TOKEN = "e2e-admin-token-cold-0123456789abcdef";
+const AUDIENCE = "https://sts.example.com";
+const SUBJECT = "repo:acme/app:ref:refs/heads/main";
+const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/** Server-Timing's counters as numbers: { "kv-read": 3, "kv-waits": 2, … }. */
+const counters = (response) =>
+  Object.fromEntries(
+    (response.headers.get("server-timing") ?? "").split(",").filter(Boolean).map((metric) => {
+      const [name, desc] = metric.trim().split(";desc=");
+      return [name, Number(desc)];
+    }),
+  );
+
+describe("a cold location", () => {
+  let idp;
+  let key;
+  let bindings;
+  const state = {};
+  const ids = {};
+
+  before(async () => {
+    idp = await startIdp();
+    key = await newKey("ES256", "cold-es256");
+    idp.keys = [key];
+    bindings = { ...DEFAULT_VARS, ALLOW_HTTP_LOOPBACK: "true", SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }), ADMIN_TOKEN, SERVER_TIMING: "true" };
+    const seed = await startWorker(bindings, { logs: [] });
+    const create = async (name, rule) => {
+      const created = await seed.json("/v1/serviceaccounts", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ name, scopes: ["certificate-issuance"], issuerURL: idp.url, jwksURI: `${idp.url}/jwks`, audience: AUDIENCE, ...rule }),
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      return created.body.id;
+    };
+    // Three candidates for SUBJECT: the exact account wins, the two patterns are read too.
+    ids.exact = await create("exact", { subject: SUBJECT });
+    ids.repo = await create("repo", { subjectPattern: "repo:acme/app:*" });
+    ids.owner = await create("owner", { subjectPattern: "repo:acme/*" });
+    const first = await seed.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: await form() });
+    assert.equal(first.status, 200);
+    for (const name of ["ACCOUNTS", "JWKS_CACHE"]) {
+      const kv = await seed.kv(name);
+      // The key-set cache is written after the answer.
+      for (let tries = 0; (await kv.list()).keys.length === 0 && tries < 50; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
+      state[name] = [];
+      for (const { name: stored } of (await kv.list()).keys) state[name].push([stored, await kv.get(stored)]);
+    }
+    assert.ok(state.JWKS_CACHE.length > 0, "the seed exchange cached the key set");
+    await seed.dispose();
+  });
+  after(() => idp.close());
+
+  async function form(extra = {}) {
+    const assertion = await sign(key, { iss: idp.url, sub: SUBJECT, aud: AUDIENCE, iat: now() - 5, exp: now() + 600, jti: crypto.randomUUID() });
+    return new URLSearchParams({ grant_type: JWT_BEARER, assertion, ...extra }).toString();
+  }
+
+  /** A new workerd holding the KV state of a location that has served the account before. */
+  async function location({ keySetCached = true } = {}) {
+    const worker = await startWorker(bindings, { logs: [] });
+    for (const name of keySetCached ? ["ACCOUNTS", "JWKS_CACHE"] : ["ACCOUNTS"]) {
+      const kv = await worker.kv(name);
+      for (const [stored, value] of state[name]) await kv.put(stored, value);
+    }
+    return worker;
+  }
+  const exchange = async (worker, extra) => {
+    const response = await worker.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: await form(extra) });
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body));
+    return { body, io: counters(response) };
+  };
+
+  test("the first exchange waits on KV twice: the index, then the records and the key set together", async () => {
+    const worker = await location();
+    try {
+      const { body, io } = await exchange(worker);
+      assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.exact);
+      assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
+      // Warm: nothing at all.
+      const warm = await exchange(worker);
+      assert.deepEqual(warm.io, { "kv-read": 0, "kv-write": 0, "kv-waits": 0, subrequest: 0 });
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("with client_id: the record, then the key set", async () => {
+    const worker = await location();
+    try {
+      const { io } = await exchange(worker, { client_id: ids.owner });
+      assert.equal(io["kv-waits"], 2);
+      assert.equal(io.subrequest, 0);
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("a location that never cached the key set: the same two waits, then the issuer, and the cache written without waiting", async () => {
+    const worker = await location({ keySetCached: false });
+    try {
+      const { io } = await exchange(worker);
+      assert.deepEqual(io, { "kv-read": 3, "kv-write": 1, "kv-waits": 2, subrequest: 1 });
+    } finally {
+      await worker.dispose();
+    }
+  });
+});
