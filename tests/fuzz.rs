@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use edge_sts::http::router::{handle, Isolate};
 use edge_sts::http::{Method, Request};
 use edge_sts::testing::fuzzing;
-use edge_sts::testing::memory::{block_on, FixedClock, MemoryPlatform};
+use edge_sts::testing::memory::{block_on, FixedClock};
+use edge_sts::testing::platform::MemoryPlatform;
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config as RunnerConfig, RngAlgorithm, TestCaseError, TestRng, TestRunner,

@@ -11,7 +11,8 @@ use crate::jose::alg::Alg;
 use crate::jose::keys::parse_key_set;
 use crate::jose::reason::Rejection;
 use crate::ports::{FetchError, KeyValueStore, SignatureVerifier};
-use crate::testing::memory::{block_on, MemoryPlatform, MemorySigner, WhatwgUrls};
+use crate::testing::memory::{block_on, MemorySigner, WhatwgUrls};
+use crate::testing::platform::MemoryPlatform;
 use crate::testing::registry::put_accounts;
 use crate::testing::test_issuer::TestIssuer;
 

@@ -40,8 +40,7 @@ use crate::text::url::split_request_url;
 use crypto::{WebCryptoSigner, WebCryptoVerifier};
 use fetch::WorkersFetcher;
 use kv::{Waits, WorkersKv};
-use registry::WorkersRegistry;
-use services::{ConsoleLog, JsUrls, WorkersPlatform, WorkersRateLimiter};
+use services::{ConsoleLog, JsUrls, WorkersPlatform, WorkersRateLimiter, WorkersRegistry};
 
 /// What an isolate keeps between requests: the core's [`Isolate`] (its checked configuration
 /// and caches), the active signing key imported into Web Crypto, and the platform's caches.

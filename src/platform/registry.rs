@@ -1,5 +1,6 @@
 //! The account registry on Workers: the `AccountRegistry` Durable Object (SQLite storage) that
-//! applies every admin command one at a time, and [`WorkersRegistry`], the worker's way to it.
+//! applies every admin command one at a time. (The worker reaches it through
+//! [`super::services::WorkersRegistry`].)
 //!
 //! The class itself is JavaScript (`entry.mjs`): it calls [`registry_import`] once, then for
 //! each request [`registry_command`] (synchronous: the command and its audit event commit in one
@@ -25,7 +26,7 @@ use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::{Context, DurableObjectState};
-use worker::{Delay, Env, Method, RequestInit};
+use worker::{Delay, Env};
 use worker::{SqlStorage, SqlStorageValue};
 
 use super::kv::WorkersKv;
@@ -34,7 +35,7 @@ use super::task;
 use crate::accounts::store::{IndexEntry, IssuerIndex, ACCOUNT_PREFIX, ISSUER_INDEX_PREFIX};
 use crate::accounts::{account_id_from, Account, SubjectRule};
 use crate::config::settings::Settings;
-use crate::ports::{Entropy, KeyValueStore, Registry, StorageError};
+use crate::ports::{Entropy, KeyValueStore, StorageError};
 use crate::registry::import::{import, IMPORTED};
 use crate::registry::projection::drain;
 use crate::registry::store::{
@@ -42,9 +43,6 @@ use crate::registry::store::{
 };
 use crate::registry::{answer_text, execute, Context as CommandContext, Envelope, RegistryError};
 use crate::text::time::rfc3339_millis;
-
-/// The one instance's name: every isolate, everywhere, reaches the same object.
-pub const REGISTRY_NAME: &str = "registry";
 
 /// Time allowed for one projection (its KV writes), before it counts as failed.
 const PROJECTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,53 +55,6 @@ const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 /// The meta key counting projection failures in a row (for the back-off).
 const FAILURES: &str = "projection_failures";
-
-/// The worker's way to the registry: the `REGISTRY` binding's one object.
-pub struct WorkersRegistry<'a> {
-    pub env: &'a Env,
-}
-
-impl Registry for WorkersRegistry<'_> {
-    async fn call(&self, command: String) -> Result<String, StorageError> {
-        self.send_to("/command", command).await
-    }
-}
-
-impl WorkersRegistry<'_> {
-    /// Posts `body` to the object at `path`.
-    pub async fn send_to(&self, path: &str, body: String) -> Result<String, StorageError> {
-        let unbound = |error: worker::Error| {
-            StorageError(format!(
-                "REGISTRY is not bound to the AccountRegistry Durable Object (see wrangler.toml): {error}"
-            ))
-        };
-        let stub = self
-            .env
-            .durable_object("REGISTRY")
-            .and_then(|namespace| namespace.id_from_name(REGISTRY_NAME)?.get_stub())
-            .map_err(unbound)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&body)));
-        let url = format!("https://registry.internal{path}");
-        let request = worker::Request::new_with_init(&url, &init)
-            .map_err(|error| StorageError(error.to_string()))?;
-        let mut response = stub
-            .fetch_with_request(request)
-            .await
-            .map_err(|error| StorageError(format!("the registry did not answer: {error}")))?;
-        let text = response
-            .text()
-            .await
-            .map_err(|error| StorageError(error.to_string()))?;
-        match response.status_code() {
-            200 => Ok(text),
-            status => Err(StorageError(format!(
-                "the registry answered {status}: {text}"
-            ))),
-        }
-    }
-}
 
 thread_local! {
     /// Whether this isolate made sure of the tables already.

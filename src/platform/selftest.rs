@@ -58,7 +58,7 @@ pub async fn kv(kv: &WorkersKv, run: &str) -> Response {
 
 /// `/__selftest/registry/kv-down` and `…/kv-up`: makes the registry's writes into `ACCOUNTS`
 /// fail, or work again, so the suite can watch the projection fall behind and catch up.
-pub async fn registry(registry: &super::registry::WorkersRegistry<'_>, switch: &str) -> Response {
+pub async fn registry(registry: &super::services::WorkersRegistry<'_>, switch: &str) -> Response {
     match registry
         .send_to(&format!("/selftest/{switch}"), String::new())
         .await

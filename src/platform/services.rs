@@ -1,16 +1,19 @@
-//! The small ports on the Workers runtime — clock, entropy, log, URL parser, rate limiter —
-//! and [`WorkersPlatform`], the [`Platform`] of one request.
+//! The small ports on the Workers runtime — clock, entropy, log, URL parser, rate limiter, the
+//! way to the account registry — and [`WorkersPlatform`], the [`Platform`] of one request.
+//! (The registry's Durable Object itself is [`super::registry`].)
 
 use worker::js_sys::Date;
+use worker::wasm_bindgen::JsValue;
 use worker::web_sys;
+use worker::{Env, Method, RequestInit};
 
 use super::crypto::{WebCryptoSigner, WebCryptoVerifier};
 use super::fetch::WorkersFetcher;
 use super::kv::WorkersKv;
-use super::registry::WorkersRegistry;
 use crate::accounts::cache::CachedStore;
 use crate::ports::{
-    Clock, Entropy, EntropyError, EventLog, ParsedUrl, Platform, RateLimiter, UrlParser,
+    Clock, Entropy, EntropyError, EventLog, ParsedUrl, Platform, RateLimiter, Registry,
+    StorageError, UrlParser,
 };
 
 /// The platform of one request: its bindings (`ACCOUNTS` behind the isolate's account cache),
@@ -142,5 +145,55 @@ impl EventLog for ConsoleLog {
         // time is in the platform's own metrics.
         event["latency_ms"] = serde_json::json!((Date::now() as u64).saturating_sub(self.started));
         worker::console_log!("{event}");
+    }
+}
+
+/// The one registry object's name: every isolate, everywhere, reaches the same object.
+const REGISTRY_NAME: &str = "registry";
+
+/// The worker's way to the registry: the `REGISTRY` binding's one object.
+pub struct WorkersRegistry<'a> {
+    pub env: &'a Env,
+}
+
+impl Registry for WorkersRegistry<'_> {
+    async fn call(&self, command: String) -> Result<String, StorageError> {
+        self.send_to("/command", command).await
+    }
+}
+
+impl WorkersRegistry<'_> {
+    /// Posts `body` to the object at `path`.
+    pub async fn send_to(&self, path: &str, body: String) -> Result<String, StorageError> {
+        let unbound = |error: worker::Error| {
+            StorageError(format!(
+                "REGISTRY is not bound to the AccountRegistry Durable Object (see wrangler.toml): {error}"
+            ))
+        };
+        let stub = self
+            .env
+            .durable_object("REGISTRY")
+            .and_then(|namespace| namespace.id_from_name(REGISTRY_NAME)?.get_stub())
+            .map_err(unbound)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&body)));
+        let url = format!("https://registry.internal{path}");
+        let request = worker::Request::new_with_init(&url, &init)
+            .map_err(|error| StorageError(error.to_string()))?;
+        let mut response = stub
+            .fetch_with_request(request)
+            .await
+            .map_err(|error| StorageError(format!("the registry did not answer: {error}")))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|error| StorageError(error.to_string()))?;
+        match response.status_code() {
+            200 => Ok(text),
+            status => Err(StorageError(format!(
+                "the registry answered {status}: {text}"
+            ))),
+        }
     }
 }

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::memory::{MemoryPlatform, MemorySigner, WhatwgUrls};
+use super::memory::{MemorySigner, WhatwgUrls};
+use super::platform::MemoryPlatform;
 use crate::accounts::{check_field_names, validate};
 use crate::config::admins::{AdminSecrets, Admins};
 use crate::config::settings::{Settings, Vars};

@@ -1,8 +1,8 @@
-//! In-memory twins of the platform traits in [`crate::ports`], and [`MemoryPlatform`], the
-//! [`Platform`] of native tests made of them.
+//! In-memory twins of the platform traits in [`crate::ports`] ([`super::platform`] makes the
+//! tests' [`crate::ports::Platform`] of them).
 //!
 //! They behave like the Workers implementations where tests can tell (listing order, cursors,
-//! absent keys: `tests/storage_conformance` holds the KV twin and Workers KV to the same cases)
+//! absent keys: `conformance.rs` holds the KV twin and Workers KV to the same cases)
 //! and record what was asked of them, so tests can assert "no subrequest". The signer twin uses
 //! pure-Rust P-256 (jwt-compact's `Es256`) and exists only natively.
 
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::ports::{
     Clock, Entropy, EntropyError, FetchError, Fetched, KeyPage, KeySetFetcher, KeyValueStore,
-    Platform, StorageError,
+    StorageError,
 };
 
 /// Runs a future that only awaits in-memory services to completion. Those never pend, so one
@@ -368,89 +368,5 @@ mod signer {
         async fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
             Ok(Es256.sign(&self.key, signing_input).as_bytes().into_owned())
         }
-    }
-}
-
-/// The platform of native tests: every port in memory, each a public field a test can set up
-/// and inspect. The registry projects into `accounts`, as the Durable Object into `ACCOUNTS`.
-#[cfg(not(target_arch = "wasm32"))]
-pub struct MemoryPlatform {
-    pub accounts: std::rc::Rc<MemoryStore>,
-    pub jwks_cache: MemoryStore,
-    pub fetcher: MemoryFetcher,
-    pub verifier: crate::testing::native_crypto::RustCryptoVerifier,
-    pub signer: Option<MemorySigner>,
-    pub entropy: CountingEntropy,
-    pub clock: FixedClock,
-    pub log: MemoryLog,
-    pub rate_limiter: Option<MemoryRateLimiter>,
-    pub registry: super::registry::MemoryRegistry,
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl Default for MemoryPlatform {
-    fn default() -> Self {
-        let accounts = std::rc::Rc::new(MemoryStore::new());
-        Self {
-            registry: super::registry::MemoryRegistry::new(accounts.clone()),
-            accounts,
-            jwks_cache: MemoryStore::default(),
-            fetcher: MemoryFetcher::default(),
-            verifier: Default::default(),
-            signer: None,
-            entropy: CountingEntropy::default(),
-            clock: FixedClock::default(),
-            log: MemoryLog::default(),
-            rate_limiter: None,
-        }
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl Platform for MemoryPlatform {
-    type Accounts = MemoryStore;
-    type KeySetCache = MemoryStore;
-    type Fetcher = MemoryFetcher;
-    type Verifier = crate::testing::native_crypto::RustCryptoVerifier;
-    type Signer = MemorySigner;
-    type Entropy = CountingEntropy;
-    type Clock = FixedClock;
-    type Log = MemoryLog;
-    type Urls = WhatwgUrls;
-    type RateLimiter = MemoryRateLimiter;
-    type Registry = super::registry::MemoryRegistry;
-
-    fn accounts(&self) -> &MemoryStore {
-        &self.accounts
-    }
-    fn key_set_cache(&self) -> &MemoryStore {
-        &self.jwks_cache
-    }
-    fn fetcher(&self) -> &MemoryFetcher {
-        &self.fetcher
-    }
-    fn verifier(&self) -> &Self::Verifier {
-        &self.verifier
-    }
-    fn signer(&self) -> Option<&MemorySigner> {
-        self.signer.as_ref()
-    }
-    fn entropy(&self) -> &CountingEntropy {
-        &self.entropy
-    }
-    fn clock(&self) -> &FixedClock {
-        &self.clock
-    }
-    fn log(&self) -> &MemoryLog {
-        &self.log
-    }
-    fn urls(&self) -> &WhatwgUrls {
-        &WhatwgUrls
-    }
-    fn rate_limiter(&self) -> Option<&MemoryRateLimiter> {
-        self.rate_limiter.as_ref()
-    }
-    fn registry(&self) -> &super::registry::MemoryRegistry {
-        &self.registry
     }
 }

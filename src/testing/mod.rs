@@ -12,6 +12,8 @@ pub mod memory;
 #[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
 pub mod native_crypto;
 #[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
+pub mod platform;
+#[cfg(all(any(test, feature = "testing"), not(target_arch = "wasm32")))]
 pub mod registry;
 #[cfg(test)]
 pub(crate) mod test_issuer;

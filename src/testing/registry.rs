@@ -2,7 +2,7 @@
 //! SQLite tables (same uniqueness rules, same transaction behaviour), and [`MemoryRegistry`], the
 //! twin of the Durable Object itself: it imports what KV held on first use, applies each
 //! command in a transaction, and projects into the `ACCOUNTS` store it shares with
-//! [`super::memory::MemoryPlatform`].
+//! [`super::platform::MemoryPlatform`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;

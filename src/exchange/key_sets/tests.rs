@@ -6,7 +6,8 @@ use serde_json::json;
 use super::*;
 use crate::ports::KeyValueStore;
 use crate::ports::{FetchError, Fetched};
-use crate::testing::memory::{block_on, MemoryPlatform};
+use crate::testing::memory::block_on;
+use crate::testing::platform::MemoryPlatform;
 
 const NOW: i64 = 1_795_435_200;
 const URL: &str = "https://idp.example.com/jwks";

@@ -9,7 +9,8 @@ use crate::config::signing_keys::SigningKeysError;
 use crate::exchange::key_sets::KeySets;
 use crate::http::extract::MAX_BODY_BYTES;
 use crate::http::router::{handle as handle_request, Isolate};
-use crate::testing::memory::{block_on, FixedClock, MemoryPlatform, MemoryRateLimiter, WhatwgUrls};
+use crate::testing::memory::{block_on, FixedClock, MemoryRateLimiter, WhatwgUrls};
+use crate::testing::platform::MemoryPlatform;
 
 const TOKEN: &str = "admin-token-for-tests";
 /// 2026-11-23T12:00:00Z

@@ -6,7 +6,8 @@ use super::*;
 use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::SigningKeysError;
 use crate::exchange::key_sets::KeySets;
-use crate::testing::memory::{block_on, FixedClock, MemoryPlatform, WhatwgUrls};
+use crate::testing::memory::{block_on, FixedClock, WhatwgUrls};
+use crate::testing::platform::MemoryPlatform;
 
 /// A token request through the router: one log line, with the SPEC's fields and without the
 /// token or any part of it.
