@@ -9,7 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { DEFAULT_VARS, newSigningKey, startWorker } from "../tests/e2e/harness.mjs";
+import { DEFAULT_VARS, createAccount, newSigningKey, startWorker } from "../tests/e2e/harness.mjs";
 import { newKey, now, sign, startIdp } from "../tests/e2e/idp.mjs";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -39,12 +39,7 @@ export async function setUp() {
   // One account, created through edge-sts's admin API, and one exchange, so that both
   // namespaces hold what a location that has served this account holds.
   const seed = await startWorker(bindings, { logs: [] });
-  const created = await seed.json("/v1/serviceaccounts", {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "bench", scopes: ["certificate-issuance"], issuerURL: idp.url, jwksURI: `${idp.url}/jwks`, subject: SUBJECT, audience: AUDIENCE }),
-  });
-  if (created.status !== 201) throw new Error(JSON.stringify(created.body));
+  await createAccount(seed, ADMIN_TOKEN, { name: "bench", scopes: ["certificate-issuance"], issuerURL: idp.url, jwksURI: `${idp.url}/jwks`, subject: SUBJECT, audience: AUDIENCE });
   const first = await seed.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: exchangeBody("ES256") });
   if (first.status !== 200) throw new Error(`the seed exchange answered ${first.status}: ${await first.text()}`);
   const state = {};

@@ -14,7 +14,7 @@ import path from "node:path";
 import { ConfidentialClientApplication } from "@azure/msal-node";
 import { ClientAssertionCredential, WorkloadIdentityCredential } from "@azure/identity";
 import { createRemoteJWKSet, jwtVerify } from "jose";
-import { DEFAULT_VARS, freePort, newSigningKey, startWorker } from "./harness.mjs";
+import { DEFAULT_VARS, createAccount, freePort, newSigningKey, startWorker } from "./harness.mjs";
 import { newKey, sign, startIdp } from "./idp.mjs";
 import { localTls } from "./tls.mjs";
 
@@ -51,19 +51,13 @@ describe("Microsoft's client libraries against edge-sts", () => {
       { tls, port },
     );
     assert.equal(worker.url, issuer);
-    const created = await worker.json("/v1/serviceaccounts", {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        name: "payments deployer on AKS",
-        scopes: ["certificate-issuance", "api-integration"],
-        issuerURL: idp.url,
-        subject: SUBJECT,
-        audience: AUDIENCE,
-      }),
+    account = await createAccount(worker, ADMIN_TOKEN, {
+      name: "payments deployer on AKS",
+      scopes: ["certificate-issuance", "api-integration"],
+      issuerURL: idp.url,
+      subject: SUBJECT,
+      audience: AUDIENCE,
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    account = created.body;
     scratch = mkdtempSync(path.join(tmpdir(), "edge-sts-aks-"));
   });
   after(async () => {

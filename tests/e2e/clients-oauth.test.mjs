@@ -10,7 +10,7 @@ import path from "node:path";
 import { ExternalAccountClient } from "google-auth-library";
 import * as client from "openid-client";
 import { decodeJwt } from "jose";
-import { DEFAULT_VARS, freePort, newSigningKey, startWorker } from "./harness.mjs";
+import { DEFAULT_VARS, createAccount, freePort, newSigningKey, startWorker } from "./harness.mjs";
 import { newKey, sign, startIdp } from "./idp.mjs";
 
 const ADMIN_TOKEN = "e2e-admin-token-oauth-clients-0123456789";
@@ -42,19 +42,13 @@ describe("generic OAuth client libraries against edge-sts", () => {
       },
       { port },
     );
-    const created = await worker.json("/v1/serviceaccounts", {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        name: "ci",
-        scopes: ["certificate-issuance", "api-integration"],
-        issuerURL: idp.url,
-        subject: SUBJECT,
-        audience: AUDIENCE,
-      }),
+    account = await createAccount(worker, ADMIN_TOKEN, {
+      name: "ci",
+      scopes: ["certificate-issuance", "api-integration"],
+      issuerURL: idp.url,
+      subject: SUBJECT,
+      audience: AUDIENCE,
     });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    account = created.body;
     scratch = mkdtempSync(path.join(tmpdir(), "edge-sts-oauth-"));
   });
   after(async () => {

@@ -6,7 +6,7 @@
 // waited on KV with nothing else under way.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
+import { DEFAULT_VARS, createAccount, newSigningKey, startWorker } from "./harness.mjs";
 import { newKey, now, sign, startIdp } from "./idp.mjs";
 
 const ADMIN_TOKEN = "e2e-admin-token-cold-0123456789abcdef";
@@ -36,15 +36,8 @@ describe("a cold location", () => {
     idp.keys = [key];
     bindings = { ...DEFAULT_VARS, ALLOW_HTTP_LOOPBACK: "true", SIGNING_KEYS: JSON.stringify({ keys: [await newSigningKey()] }), ADMIN_TOKEN, SERVER_TIMING: "true" };
     const seed = await startWorker(bindings, { logs: [] });
-    const create = async (name, rule) => {
-      const created = await seed.json("/v1/serviceaccounts", {
-        method: "POST",
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-        body: JSON.stringify({ name, scopes: ["certificate-issuance"], issuerURL: idp.url, jwksURI: `${idp.url}/jwks`, audience: AUDIENCE, ...rule }),
-      });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      return created.body.id;
-    };
+    const create = async (name, rule) =>
+      (await createAccount(seed, ADMIN_TOKEN, { name, scopes: ["certificate-issuance"], issuerURL: idp.url, jwksURI: `${idp.url}/jwks`, audience: AUDIENCE, ...rule })).id;
     // Three candidates for SUBJECT: the exact account wins, the two patterns are read too.
     ids.exact = await create("exact", { subject: SUBJECT });
     ids.repo = await create("repo", { subjectPattern: "repo:acme/app:*" });

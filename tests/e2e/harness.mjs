@@ -101,6 +101,20 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
   };
 }
 
+/**
+ * Creates a service account through the admin API with the bearer `token`; returns the created
+ * account, or throws with the worker's answer when it is not 201.
+ */
+export async function createAccount(worker, token, fields) {
+  const created = await worker.json("/v1/serviceaccounts", {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(fields),
+  });
+  if (created.status !== 201) throw new Error(`creating ${JSON.stringify(fields.name)} answered ${created.status}: ${JSON.stringify(created.body)}`);
+  return created.body;
+}
+
 /** A free TCP port on 127.0.0.1 (for a worker whose ISSUER must name its own port). */
 export function freePort() {
   return new Promise((resolve, reject) => {

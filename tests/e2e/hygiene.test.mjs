@@ -2,7 +2,7 @@
 // The contract's fields, and never a token, a signature, a private key or the admin token.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
+import { DEFAULT_VARS, createAccount, newSigningKey, startWorker } from "./harness.mjs";
 import { newKey, sign, startIdp } from "./idp.mjs";
 
 const ADMIN_TOKEN = "e2e-admin-token-hygiene-SECRET-0123456789";
@@ -19,12 +19,7 @@ test("logs: one line per token request, no token, signature or secret", async ()
   );
   const secrets = [ADMIN_TOKEN, signingKey.d];
   try {
-    const created = await worker.json("/v1/serviceaccounts", {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-      body: JSON.stringify({ name: "h", scopes: ["certificate-issuance"], issuerURL: idp.url, subject: "repo:acme/app:ref:refs/heads/main", audience: "https://sts.example.com" }),
-    });
-    assert.equal(created.status, 201);
+    const created = await createAccount(worker, ADMIN_TOKEN, { name: "h", scopes: ["certificate-issuance"], issuerURL: idp.url, subject: "repo:acme/app:ref:refs/heads/main", audience: "https://sts.example.com" });
     const good = await sign(key, idp.claims());
     const tampered = good.slice(0, -6) + (good.endsWith("AAAAAA") ? "BBBBBB" : "AAAAAA");
     const requests = [good, tampered, "not.a.token", `${good}.extra.parts`, good.replace(/^[^.]+/, "eyJhbGciOiJub25lIn0")];
@@ -52,7 +47,7 @@ test("logs: one line per token request, no token, signature or secret", async ()
       }
     }
     assert.deepEqual(tokenLines.map((line) => line.outcome), ["issued", "refused", "refused", "refused", "refused"]);
-    assert.equal(tokenLines[0].account, created.body.id);
+    assert.equal(tokenLines[0].account, created.id);
     assert.equal(tokenLines[1].reason, "bad_signature");
 
     const everything = logs.join("\n");

@@ -5,7 +5,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { DEFAULT_VARS, newSigningKey, startWorker } from "./harness.mjs";
+import { DEFAULT_VARS, createAccount, newSigningKey, startWorker } from "./harness.mjs";
 import { newKey, now, sign } from "./idp.mjs";
 
 const ADMIN_TOKEN = "e2e-admin-token-misbehaving-0123456789";
@@ -62,13 +62,7 @@ describe("a misbehaving identity provider", () => {
       audience: AUDIENCE,
       ...(discovery ? {} : { jwksURI: `${issuerURL}/jwks` }),
     };
-    const { status, body: created } = await worker.json("/v1/serviceaccounts", {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    assert.equal(status, 201);
-    accountIds[issuerURL] = created.id;
+    accountIds[issuerURL] = (await createAccount(worker, ADMIN_TOKEN, body)).id;
     return issuerURL;
   }
 

@@ -16,7 +16,7 @@ import path from "node:path";
 import { webcrypto } from "node:crypto";
 import { parse as parseYaml } from "yaml";
 import { decodeJwt } from "jose";
-import { DEFAULT_VARS, freePort, newSigningKey, startWorker } from "./harness.mjs";
+import { DEFAULT_VARS, createAccount, freePort, newSigningKey, startWorker } from "./harness.mjs";
 import { newKey, now, sign } from "./idp.mjs";
 import { localTls } from "./tls.mjs";
 
@@ -453,13 +453,7 @@ describe("docs/recipes", () => {
       { tls, port, outbound: outboundFrom(DOCUMENTS) },
     );
     try {
-      const created = await secure.json("/v1/serviceaccounts", {
-        method: "POST",
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-        body: blocks("microsoft.md").account,
-      });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      const account = created.body;
+      const account = await createAccount(secure, ADMIN_TOKEN, JSON.parse(blocks("microsoft.md").account));
       const env = {
         AZURE_AUTHORITY_HOST: issuer,
         AZURE_TENANT_ID: TENANT_ID,
