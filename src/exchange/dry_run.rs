@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use super::Exchange;
+use crate::accounts::store::AccountStore;
 use crate::accounts::Account;
 use crate::jose::claims;
 use crate::jose::jws;
@@ -122,7 +123,13 @@ impl<P: Platform> Exchange<'_, P> {
             );
             return verdict(checks);
         };
-        let exact_account = self.exact_account(account, &identity).await;
+        let entries = AccountStore::new(self.platform.accounts())
+            .candidates(&identity.iss)
+            .await;
+        let exact_account = match entries {
+            Ok(entries) => self.exact_account(account, &identity, &entries).await,
+            Err(error) => Err(error),
+        };
         let context = self.context(exact_account.as_ref().ok().and_then(Option::as_ref));
         for check in AFTER_SIGNATURE {
             let result = (check.run)(account, &verified, &identity, &context);

@@ -18,7 +18,7 @@ pub(crate) mod key_sets;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{json, Value};
 
-use crate::accounts::store::{AccountStore, StoreError};
+use crate::accounts::store::{AccountStore, IndexEntry, StoreError};
 use crate::accounts::{is_account_id, Account, SubjectRule};
 use crate::config::settings::Settings;
 use crate::jose::claims::{self, Identity};
@@ -209,36 +209,32 @@ impl<P: Platform> Exchange<'_, P> {
             let account = record?.ok_or_else(|| {
                 no_account(format!("client_id {client_id:?} is not a service account"))
             })?;
-            let entries = entries?;
-            let exact_ids: Vec<&str> = entries
-                .iter()
-                .filter(|entry| entry.subject.is_exactly(sub) && entry.id != account.id)
-                .map(|entry| entry.id.as_str())
-                .collect();
+            // The index matters only when the account is not for exactly this subject.
+            let entries = if account.fields.subject.is_exactly(sub) {
+                Vec::new()
+            } else {
+                entries?
+            };
             let (exact, ahead) = join(
-                store.get_many(&exact_ids),
+                self.exact_account(&account, identity, &entries),
                 self.read_ahead(account.fields.jwks_uri.as_deref()),
             )
             .await;
-            let exact = exact?.into_iter().flatten().find(|exact| {
-                exact.fields.issuer_url == *iss && exact.fields.subject.is_exactly(sub)
-            });
             return Ok(Found {
                 account,
-                exact,
+                exact: exact?,
                 ahead,
             });
         }
         let entries = store.candidates(iss).await?;
-        let candidates: Vec<&str> = entries
+        let matching: Vec<&IndexEntry> = entries
             .iter()
             .filter(|entry| entry.subject.matches(sub))
-            .map(|entry| entry.id.as_str())
             .collect();
+        let candidates: Vec<&str> = matching.iter().map(|entry| entry.id.as_str()).collect();
         // The key set the likely account names (an exact subject before a pattern).
-        let likely = entries
+        let likely = matching
             .iter()
-            .filter(|entry| entry.subject.matches(sub))
             .min_by_key(|entry| !entry.subject.is_exactly(sub))
             .and_then(|entry| entry.jwks_uri.as_deref());
         let (records, ahead) = join(store.get_many(&candidates), self.read_ahead(likely)).await;
@@ -335,30 +331,27 @@ impl<P: Platform> Exchange<'_, P> {
     }
 
     /// The account for exactly the token's (`iss`, `sub`), when `account` is another (a
-    /// `client_id` chose a pattern account): the enabled check hears of it. The dry run's (the
-    /// exchange has it from step 3).
+    /// `client_id` chose a pattern account), found through the issuer's index `entries` (one
+    /// read, none when there is no such entry): the enabled check hears of it.
     async fn exact_account(
         &self,
         account: &Account,
         identity: &Identity,
+        entries: &[IndexEntry],
     ) -> Result<Option<Account>, StoreError> {
-        if account.fields.subject.is_exactly(&identity.sub) {
-            return Ok(None);
-        }
-        let store = AccountStore::new(self.platform.accounts());
-        for entry in store.candidates(&identity.iss).await? {
-            if !entry.subject.is_exactly(&identity.sub) {
-                continue;
-            }
-            if let Some(exact) = store.get(&entry.id).await? {
-                if exact.fields.issuer_url == identity.iss
-                    && exact.fields.subject.is_exactly(&identity.sub)
-                {
-                    return Ok(Some(exact));
-                }
-            }
-        }
-        Ok(None)
+        let ids: Vec<&str> = entries
+            .iter()
+            .filter(|entry| entry.subject.is_exactly(&identity.sub) && entry.id != account.id)
+            .map(|entry| entry.id.as_str())
+            .collect();
+        let records = AccountStore::new(self.platform.accounts())
+            .get_many(&ids)
+            .await?;
+        // The index only names candidates; the record decides.
+        Ok(records.into_iter().flatten().find(|exact| {
+            exact.fields.issuer_url == identity.iss
+                && exact.fields.subject.is_exactly(&identity.sub)
+        }))
     }
 
     /// Step 8: an RFC 9068 access token, signed ES256 with the active key.
