@@ -170,7 +170,7 @@ async fn dispatch<P: Platform>(
             issuer?;
             isolate.signing_keys()?;
             if let Some(caller) = deep {
-                return compiled_apart(health::deep(request, platform, &caller)).await;
+                return compiled_apart(health::deep(request, platform, &caller, now)).await;
             }
             Ok(Response::json(200, &json!({ "status": "ok" }))
                 .with_header("cache-control", "no-store"))

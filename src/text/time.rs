@@ -24,6 +24,11 @@ pub fn normalise_rfc3339(text: &str) -> Option<String> {
     )
 }
 
+/// Seconds after the Unix epoch of an RFC 3339 timestamp; `None` when `text` is not one.
+pub fn unix_seconds(text: &str) -> Option<i64> {
+    Some(DateTime::parse_from_rfc3339(text).ok()?.timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +49,10 @@ mod tests {
         );
         assert_eq!(normalise_rfc3339("2026-11-23"), None);
         assert_eq!(normalise_rfc3339("yesterday"), None);
+        assert_eq!(
+            unix_seconds("2026-11-23T12:00:00.000Z"),
+            Some(1_795_435_200)
+        );
+        assert_eq!(unix_seconds("yesterday"), None);
     }
 }
