@@ -13,6 +13,7 @@ use super::Request;
 use crate::config::admins::{Caller, Permission, Role};
 use crate::exchange::access::verify_assertion;
 use crate::exchange::key_sets::Sources;
+use crate::jose::reason::Reason;
 use crate::ports::{Platform, RateLimiter};
 
 /// The header Cloudflare Access puts its assertion in.
@@ -96,12 +97,22 @@ async fn identify<P: Platform>(
             now,
         )
         .await
-        .map_err(|rejection| ApiError::Unauthorized {
-            error: "invalid_token",
-            description: format!(
-                "the Cloudflare Access assertion is not valid: {}",
-                rejection.description
-            ),
+        .map_err(|rejection| match rejection.reason {
+            // Access's certificates could not be had: Cloudflare's outage, not the caller's
+            // fault, and no failed sign-in to count.
+            Reason::JwksUnavailable | Reason::JwksInvalid => ApiError::Unavailable {
+                description: format!(
+                    "Cloudflare Access's signing keys could not be had to check the assertion: {}",
+                    rejection.description
+                ),
+            },
+            _ => ApiError::Unauthorized {
+                error: "invalid_token",
+                description: format!(
+                    "the Cloudflare Access assertion is not valid: {}",
+                    rejection.description
+                ),
+            },
         })?;
         return Ok(Caller {
             name,

@@ -700,6 +700,45 @@ fn the_deep_health_check_reports_a_lagging_projection() {
     assert_eq!(deep().0, 200);
 }
 
+/// When Access's certificates cannot be fetched, an assertion is not the caller's fault: 503,
+/// not 401, and no failed sign-in is counted.
+#[test]
+fn an_access_outage_is_unavailable_not_unauthorized() {
+    use crate::jose::alg::Alg;
+    use crate::ports::FetchError;
+    use crate::testing::test_issuer::TestIssuer;
+    const TEAM: &str = "acme.cloudflareaccess.com";
+    let mut world = World::with_admins(AdminSecrets {
+        access_team_domain: Some(TEAM.into()),
+        access_aud: Some("aud".into()),
+        ..AdminSecrets::default()
+    });
+    world.platform.rate_limiter = Some(MemoryRateLimiter::new(100));
+    world.platform.fetcher.respond(
+        &format!("https://{TEAM}/cdn-cgi/access/certs"),
+        Err(FetchError::Network("connection refused".into())),
+    );
+    let claims = json!({"iss": format!("https://{TEAM}"), "aud": ["aud"], "email": "alice@example.com",
+        "iat": NOW_SECONDS, "exp": NOW_SECONDS + 3600});
+    let mut request = Request::new(Method::Get, "http://sts.test", COLLECTION_PATH);
+    request.headers.push((
+        "cf-access-jwt-assertion".into(),
+        TestIssuer::new().sign(Alg::Rs256, &claims, json!({})),
+    ));
+    let (status, body, _) = world.send(request);
+    assert_eq!(
+        (status, &body["error"]),
+        (503, &json!("temporarily_unavailable")),
+        "{body}"
+    );
+    let limiter = world.platform.rate_limiter.as_ref().unwrap();
+    assert_eq!(
+        limiter.count("admin-auth:unknown"),
+        0,
+        "no failed sign-in counted"
+    );
+}
+
 /// Cloudflare Access: the assertion is verified against the team's certs (fetched and cached
 /// as an issuer's key set), `iss` must be the team and `aud` hold `ACCESS_AUD`; the actor is
 /// its `email`, with the `admin` role.
