@@ -365,17 +365,11 @@ fn update(
     store
         .replace(&row)
         .map_err(|fault| conflict(fault, &row.account))?;
-    let action = match changes(Some(&old.account), Some(&row.account))
-        .keys()
-        .collect::<Vec<_>>()[..]
-    {
-        [only] if only == "enabled" => {
-            if row.account.fields.enabled {
-                "enable"
-            } else {
-                "disable"
-            }
-        }
+    // Granting or revoking access is what an auditor looks for: a change of `enabled` is an
+    // `enable` or `disable` event whatever else changed with it (those are in its `changes`).
+    let action = match (old.account.fields.enabled, row.account.fields.enabled) {
+        (false, true) => "enable",
+        (true, false) => "disable",
         _ => "update",
     };
     let touched = commit(

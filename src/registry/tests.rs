@@ -343,6 +343,32 @@ fn invalid_input_is_refused_with_its_field() {
     assert!(matches!(error, RegistryError::Invalid { field: Some(field), .. } if field == "id"));
 }
 
+/// A disable that comes with other changes is still a `disable`: an auditor filtering for it
+/// must not miss it.
+#[test]
+fn a_change_of_enabled_is_an_enable_or_disable_whatever_else_changes() {
+    let world = World::new();
+    let (account, _) = world.create(body("repo:acme/app")).unwrap();
+    world
+        .patch(
+            &account.id,
+            json!({"enabled": false, "name": "retired"}),
+            None,
+        )
+        .unwrap();
+    world
+        .patch(&account.id, json!({"enabled": true, "name": "back"}), None)
+        .unwrap();
+    let events = world.events(all());
+    let actions: Vec<&str> = events.iter().map(|event| event.action.as_str()).collect();
+    assert_eq!(actions, ["enable", "disable", "create"], "newest first");
+    assert!(
+        events[1].changes.contains_key("name"),
+        "{:?}",
+        events[1].changes
+    );
+}
+
 #[test]
 fn the_audit_trail_filters_and_pages_newest_first() {
     let world = World::new();
