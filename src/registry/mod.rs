@@ -23,6 +23,7 @@ pub(crate) mod store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::accounts::store::IndexEntry;
 use crate::accounts::{check_field_names, merge_patch, validate, Account, FieldError};
 use crate::config::settings::Settings;
 use crate::ports::Registry;
@@ -530,10 +531,17 @@ fn commit(
         request_id: envelope.request_id.clone(),
     })?;
     let mut touched = vec![Projection::Account(id)];
-    for issuer in [old, new].into_iter().flatten() {
-        let issuer = Projection::Issuer(issuer.fields.issuer_url.clone());
-        if !touched.contains(&issuer) {
-            touched.push(issuer);
+    // An issuer's index changes only when an entry in it does (a rename or an enable does not
+    // touch it): a create, a delete, a move to another issuer, a new subject rule or jwksURI.
+    let entry = |account: Option<&Account>| account.map(IndexEntry::of);
+    let moved = old.map(|account| &account.fields.issuer_url)
+        != new.map(|account| &account.fields.issuer_url);
+    if moved || entry(old) != entry(new) {
+        for issuer in [old, new].into_iter().flatten() {
+            let issuer = Projection::Issuer(issuer.fields.issuer_url.clone());
+            if !touched.contains(&issuer) {
+                touched.push(issuer);
+            }
         }
     }
     for key in &touched {

@@ -343,6 +343,50 @@ fn invalid_input_is_refused_with_its_field() {
     assert!(matches!(error, RegistryError::Invalid { field: Some(field), .. } if field == "id"));
 }
 
+/// A change that leaves the issuer's index entry as it was (a rename, a disable) rewrites only
+/// the record; one that moves the account to another issuer rewrites both issuers' indexes.
+#[test]
+fn an_issuers_index_is_rewritten_only_when_its_entry_changes() {
+    let world = World::new();
+    let (account, _) = world.create(body("repo:acme/app")).unwrap();
+    let keys = |answer: Answer| -> Vec<String> {
+        answer
+            .projected
+            .into_iter()
+            .map(|entry| entry.key)
+            .collect()
+    };
+    let renamed = world
+        .patch(
+            &account.id,
+            json!({"name": "renamed", "enabled": false}),
+            None,
+        )
+        .unwrap();
+    assert_eq!(keys(renamed), [account_key(&account.id)]);
+    let moved = world
+        .patch(
+            &account.id,
+            json!({"issuerURL": "https://gitlab.com"}),
+            None,
+        )
+        .unwrap();
+    let projected = moved.projected.clone();
+    assert_eq!(
+        keys(moved),
+        [
+            account_key(&account.id),
+            issuer_index_key(GITHUB),
+            issuer_index_key("https://gitlab.com")
+        ]
+    );
+    assert_eq!(
+        projected[1].value, None,
+        "GitHub's index has no account left"
+    );
+    assert!(projected[2].value.as_deref().unwrap().contains(&account.id));
+}
+
 /// A disable that comes with other changes is still a `disable`: an auditor filtering for it
 /// must not miss it.
 #[test]
