@@ -387,6 +387,41 @@ fn an_issuers_index_is_rewritten_only_when_its_entry_changes() {
     assert!(projected[2].value.as_deref().unwrap().contains(&account.id));
 }
 
+/// The Durable Object's JavaScript (`entry.mjs`, `queuedKeys`) tells from an answer's text
+/// whether to project: an `Ok` that ends in an empty `projected` queued nothing.
+#[test]
+fn an_answers_text_ends_in_its_projected_keys() {
+    let world = World::new();
+    let created = world.run(
+        "admin",
+        Command::Create {
+            body: object(body("repo:acme/app")),
+        },
+    );
+    let text = super::answer_text(&created);
+    assert!(
+        text.starts_with(r#"{"Ok":"#)
+            && text.ends_with("]}}")
+            && !text.ends_with(r#""projected":[]}}"#)
+    );
+    let id = match created.unwrap().reply {
+        Reply::Account { account, .. } => account.id,
+        other => panic!("{other:?}"),
+    };
+    let read = super::answer_text(&world.run("admin", Command::Get { id }));
+    assert!(
+        read.starts_with(r#"{"Ok":"#) && read.ends_with(r#""projected":[]}}"#),
+        "{read}"
+    );
+    let refused = super::answer_text(&world.run(
+        "admin",
+        Command::Get {
+            id: "nobody".into(),
+        },
+    ));
+    assert!(refused.starts_with(r#"{"Err":"#), "{refused}");
+}
+
 /// A disable that comes with other changes is still a `disable`: an auditor filtering for it
 /// must not miss it.
 #[test]
