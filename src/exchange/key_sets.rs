@@ -153,9 +153,14 @@ pub struct KeySets {
     failures: RefCell<HashMap<String, Failure>>,
     /// Accounts' inline key sets, parsed once, by their JSON text.
     inline: RefCell<HashMap<String, Rc<KeySet>>>,
+    /// Issuers whose discovery document `JWKS_CACHE` did not hold when read ahead, until when
+    /// (an hour) not to read ahead again: most accounts name a `jwksURI`, and their issuers
+    /// never have one, so the read ahead costs them one KV read per isolate and hour.
+    no_stored_discovery: RefCell<HashMap<String, i64>>,
 }
 
-/// Most inline key sets kept parsed; past it the cache starts over.
+/// Most inline key sets kept parsed, and most issuers remembered without a stored discovery
+/// document; past it the map starts over.
 const MAX_INLINE_SETS: usize = 256;
 
 /// Where a key set comes from: the platform's fetcher, `JWKS_CACHE` and URL parser, and
@@ -184,6 +189,74 @@ pub(crate) struct ReadAhead {
 }
 
 impl KeySets {
+    /// Before the account is known (its index is being read): the issuer's discovery document's
+    /// `JWKS_CACHE` entry, unless memory holds the document fresh or `JWKS_CACHE` lately had
+    /// none. Then [`Self::discovered`] can name the key set to read ahead with the records, so
+    /// an account without `jwksURI` also waits on KV twice, not four times.
+    pub(crate) async fn read_ahead_discovery<P: Platform>(
+        &self,
+        issuer_url: &str,
+        platform: &P,
+        now: i64,
+    ) -> Option<ReadAhead> {
+        let fresh = self
+            .jwks_uris
+            .get(issuer_url)
+            .is_some_and(|c| c.is_fresh(now));
+        let lately_absent = self
+            .no_stored_discovery
+            .borrow()
+            .get(issuer_url)
+            .is_some_and(|&until| now < until);
+        if fresh || lately_absent {
+            return None;
+        }
+        let key = cache_key(DISCOVERY_PREFIX, issuer_url);
+        let value = platform.key_set_cache().get(&key).await;
+        Some(ReadAhead { key, value })
+    }
+
+    /// The JWKS URL the issuer's discovery document names, when it is known fresh: from memory,
+    /// or from the entry read `ahead` (then kept in memory, as a read of it would be). No I/O.
+    pub(crate) fn discovered<P: Platform>(
+        &self,
+        issuer_url: &str,
+        ahead: Option<ReadAhead>,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Option<String> {
+        if let Some(ahead) = ahead {
+            match ahead.value {
+                Ok(Some(text)) => {
+                    let discovery_url = discovery_url(issuer_url);
+                    let parse = |body: &[u8]| {
+                        discovered_jwks_uri(
+                            body,
+                            issuer_url,
+                            sources.allow_http_loopback,
+                            sources.platform.urls(),
+                        )
+                    };
+                    if let Some(cached) = from_stored(&text, &discovery_url, &parse) {
+                        self.jwks_uris.put(issuer_url, cached);
+                    }
+                }
+                Ok(None) => {
+                    let mut absent = self.no_stored_discovery.borrow_mut();
+                    if absent.len() >= MAX_INLINE_SETS {
+                        absent.clear();
+                    }
+                    absent.insert(issuer_url.to_owned(), now + DEFAULT_FRESH_SECONDS);
+                }
+                Err(_) => {}
+            }
+        }
+        self.jwks_uris
+            .get(issuer_url)
+            .filter(|cached| cached.is_fresh(now))
+            .map(|cached| (*cached.value).clone())
+    }
+
     /// The JWKS URL of an account: its `jwksURI`, or the one its issuer's discovery names.
     pub(crate) async fn jwks_url<P: Platform>(
         &self,
@@ -195,10 +268,7 @@ impl KeySets {
         if let Some(uri) = jwks_uri {
             return Ok(uri.to_owned());
         }
-        let discovery_url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer_url.trim_end_matches('/')
-        );
+        let discovery_url = discovery_url(issuer_url);
         let parse = |body: &[u8]| {
             discovered_jwks_uri(
                 body,
@@ -429,6 +499,14 @@ impl KeySets {
 struct Fetch {
     at: i64,
     max_age: i64,
+}
+
+/// Where an issuer publishes its OpenID Provider metadata.
+fn discovery_url(issuer_url: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer_url.trim_end_matches('/')
+    )
 }
 
 fn cache_key(prefix: &str, name: &str) -> String {

@@ -5,17 +5,16 @@
 //! | here | [`Exchange::run`]: the pipeline, finding the account, the signature, minting |
 //! | [`key_sets`] | issuer key sets and discovery, cached in the isolate and in `JWKS_CACHE` |
 //! | [`dry_run`] | the admin's dry run: the same checks, every verdict shown |
-//! | [`join`] | two reads awaited together |
 //!
 //! No clock and no I/O of its own: the time arrives in [`Exchange::now`], the world through the
 //! [`Platform`].
 
 pub(crate) mod access;
 pub(crate) mod dry_run;
-mod join;
 pub(crate) mod key_sets;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
+use futures_util::future::join;
 use serde_json::{json, Value};
 
 use crate::accounts::store::{AccountStore, IndexEntry, StoreError};
@@ -28,7 +27,6 @@ use crate::jose::reason::{Reason, Rejection};
 use crate::jose::verify::{verify, VerifiedToken};
 use crate::policy::{self, Context, AFTER_SIGNATURE, BEFORE_SIGNATURE};
 use crate::ports::{Entropy, Platform, Signer};
-use join::join;
 use key_sets::{KeySets, ReadAhead, Sources};
 
 /// Lifetime of a minted access token, in seconds: 15 minutes, whatever the incoming token's
@@ -185,11 +183,13 @@ impl<P: Platform> Exchange<'_, P> {
         }
     }
 
-    /// Step 3, in two waits on storage at most: with `client_id`, its record and the issuer's
-    /// index, then the account for exactly (`iss`, `sub`) and the key set's cache entry;
-    /// without, the index, then the candidates' records and the key set's cache entry (when
-    /// the index names its URL). Descriptions echo only the token's own values: the signature
-    /// is not checked yet.
+    /// Step 3, in two waits on storage at most. First wait: with `client_id`, its record and the
+    /// issuer's index; without, the index; both with the issuer's stored discovery document
+    /// (unless memory has it, or had lately none). Second wait: with `client_id`, the account
+    /// for exactly (`iss`, `sub`); without, the candidates' records; both with the key set's
+    /// cache entry when its URL is known (the account's or likely account's `jwksURI`, or the
+    /// discovered one). Descriptions echo only the token's own values: the signature is not
+    /// checked yet.
     async fn find_account(
         &self,
         identity: &Identity,
@@ -205,7 +205,11 @@ impl<P: Platform> Exchange<'_, P> {
                     "client_id {shown:?} is not a service account id"
                 )));
             }
-            let (record, entries) = join(store.get(client_id), store.candidates(iss)).await;
+            let ((record, entries), discovery) = join(
+                join(store.get(client_id), store.candidates(iss)),
+                self.read_ahead_discovery(iss),
+            )
+            .await;
             let account = record?.ok_or_else(|| {
                 no_account(format!("client_id {client_id:?} is not a service account"))
             })?;
@@ -215,9 +219,15 @@ impl<P: Platform> Exchange<'_, P> {
             } else {
                 entries?
             };
+            let discovered = self.discovered(iss, discovery);
+            let url = match &account.fields.jwks_uri {
+                Some(uri) => Some(uri.clone()),
+                None if account.fields.jwks.is_none() => discovered,
+                None => None,
+            };
             let (exact, ahead) = join(
                 self.exact_account(&account, identity, &entries),
-                self.read_ahead(account.fields.jwks_uri.as_deref()),
+                self.read_ahead(url.as_deref()),
             )
             .await;
             return Ok(Found {
@@ -226,18 +236,28 @@ impl<P: Platform> Exchange<'_, P> {
                 ahead,
             });
         }
-        let entries = store.candidates(iss).await?;
+        let (entries, discovery) =
+            join(store.candidates(iss), self.read_ahead_discovery(iss)).await;
+        let entries = entries?;
         let matching: Vec<&IndexEntry> = entries
             .iter()
             .filter(|entry| entry.subject.matches(sub))
             .collect();
         let candidates: Vec<&str> = matching.iter().map(|entry| entry.id.as_str()).collect();
-        // The key set the likely account names (an exact subject before a pattern).
+        // The key set the likely account uses (an exact subject before a pattern): its
+        // `jwksURI`, or else the issuer's discovered one.
         let likely = matching
             .iter()
             .min_by_key(|entry| !entry.subject.is_exactly(sub))
-            .and_then(|entry| entry.jwks_uri.as_deref());
-        let (records, ahead) = join(store.get_many(&candidates), self.read_ahead(likely)).await;
+            .map(|entry| entry.jwks_uri.clone());
+        let discovered = self.discovered(iss, discovery);
+        let url = match likely {
+            Some(Some(uri)) => Some(uri),
+            Some(None) => discovered,
+            None => None,
+        };
+        let (records, ahead) =
+            join(store.get_many(&candidates), self.read_ahead(url.as_deref())).await;
         let mut exact = Vec::new();
         let mut patterns = Vec::new();
         // The index only names candidates; the record decides.
@@ -273,6 +293,23 @@ impl<P: Platform> Exchange<'_, P> {
                 .into())
             }
         }
+    }
+
+    /// The issuer's stored discovery document, read ahead (see [`KeySets::read_ahead_discovery`]).
+    async fn read_ahead_discovery(&self, issuer_url: &str) -> Option<ReadAhead> {
+        self.key_sets
+            .read_ahead_discovery(issuer_url, self.platform, self.now)
+            .await
+    }
+
+    /// The discovered JWKS URL of the issuer, from memory or the document read `ahead`.
+    fn discovered(&self, issuer_url: &str, ahead: Option<ReadAhead>) -> Option<String> {
+        let sources = Sources {
+            platform: self.platform,
+            allow_http_loopback: self.settings.allow_http_loopback,
+        };
+        self.key_sets
+            .discovered(issuer_url, ahead, &sources, self.now)
     }
 
     /// The `JWKS_CACHE` entry of the key set at `url`, if there is a URL and the isolate has no

@@ -998,9 +998,10 @@ fn a_cold_isolate_reads_the_shared_cache_instead_of_fetching() {
     assert_eq!(cold.platform.fetcher.requests().len(), 0);
 }
 
-/// What a cold location reads before the signature: the issuer's index, then every candidate
-/// record in one bulk read together with the key set's `JWKS_CACHE` entry (the index names its
-/// URL). The platform starts the last two together (e2e: `kv-waits` in Server-Timing).
+/// What a cold location reads before the signature: the issuer's index (with the issuer's
+/// stored discovery document, which an issuer of `jwksURI` accounts does not have), then every
+/// candidate record in one bulk read together with the key set's `JWKS_CACHE` entry (the index
+/// names its URL). The platform starts each pair together (e2e: `kv-waits` in Server-Timing).
 #[test]
 fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ahead() {
     let world = World::new();
@@ -1027,8 +1028,8 @@ fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ah
     );
     assert_eq!(
         cold.platform.jwks_cache.reads(),
-        1,
-        "the key set, read ahead"
+        2,
+        "the discovery document (none) with the index, the key set with the records"
     );
     assert_eq!(cold.platform.fetcher.requests().len(), 0);
 
@@ -1050,8 +1051,8 @@ fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ah
         .is_ok());
     assert_eq!(
         colder.platform.jwks_cache.reads(),
-        2,
-        "the hint's, then the record's"
+        3,
+        "the discovery document, the hint's key set, then the record's"
     );
     assert!(
         colder.platform.fetcher.requests().is_empty(),
@@ -1074,6 +1075,46 @@ fn a_shared_cache_that_fails_neither_fails_nor_stops_the_exchange() {
         "the write failed, unreported"
     );
     assert_eq!(world.platform.fetcher.requests().len(), 1);
+}
+
+/// An account without `jwksURI` on a cold isolate: the issuer's stored discovery document is
+/// read with the index, so the key set it names is read with the records — two waits, no
+/// fetch; a warm exchange then reads nothing.
+#[test]
+fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
+    let world = World::new();
+    world.add_account("acct-1", json!({"jwksURI": null}));
+    let discovery = format!("{ISSUER}/.well-known/openid-configuration");
+    world.platform.fetcher.serve(
+        &discovery,
+        &json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}).to_string(),
+        None,
+    );
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    let cold = world.cold_copy(true);
+    assert!(cold
+        .run(&es256(&cold, &claims()), None, None)
+        .result
+        .is_ok());
+    assert_eq!(
+        cold.platform.accounts.reads(),
+        2,
+        "the index, then the record"
+    );
+    assert_eq!(
+        cold.platform.jwks_cache.reads(),
+        2,
+        "the discovery document with the index, the key set with the record"
+    );
+    assert!(cold.platform.fetcher.requests().is_empty());
+    assert!(cold
+        .run(&es256(&cold, &claims()), None, None)
+        .result
+        .is_ok());
+    assert_eq!(cold.platform.jwks_cache.reads(), 2, "warm: from memory");
 }
 
 #[test]

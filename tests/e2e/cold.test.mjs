@@ -1,7 +1,8 @@
 // A cold location (issue 17): a new isolate with nothing in memory, the account and its key set
-// already in KV. Before the signature it waits on KV twice — the issuer's index, then every
-// candidate record in one bulk read together with the key set's cache entry — however many
-// candidates there are, and with or without client_id. Counted by the worker itself in its
+// already in KV. Before the signature it waits on KV twice — the issuer's index (with the
+// issuer's stored discovery document), then every candidate record in one bulk read together
+// with the key set's cache entry — however many candidates there are, with or without
+// client_id, with a jwksURI or by discovery. Counted by the worker itself in its
 // Server-Timing header (SERVER_TIMING=true): `kv-waits` is the number of times the request
 // waited on KV with nothing else under way.
 import { test, before, after, describe } from "node:test";
@@ -12,6 +13,7 @@ import { newKey, now, sign, startIdp } from "./idp.mjs";
 const ADMIN_TOKEN = "e2e-admin-token-cold-0123456789abcdef";
 const AUDIENCE = "https://sts.example.com";
 const SUBJECT = "repo:acme/app:ref:refs/heads/main";
+const DISCOVERED = "repo:acme/site:ref:refs/heads/main";
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /** Server-Timing's counters as numbers: { "kv-read": 3, "kv-waits": 2, … }. */
@@ -42,22 +44,26 @@ describe("a cold location", () => {
     ids.exact = await create("exact", { subject: SUBJECT });
     ids.repo = await create("repo", { subjectPattern: "repo:acme/app:*" });
     ids.owner = await create("owner", { subjectPattern: "repo:acme/*" });
-    const first = await seed.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: await form() });
-    assert.equal(first.status, 200);
+    // And one whose key set is found by OIDC discovery (no jwksURI).
+    ids.discovered = await create("discovered", { subject: DISCOVERED, jwksURI: undefined });
+    for (const sub of [SUBJECT, DISCOVERED]) {
+      const first = await seed.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: await form({}, sub) });
+      assert.equal(first.status, 200);
+    }
     for (const name of ["ACCOUNTS", "JWKS_CACHE"]) {
       const kv = await seed.kv(name);
-      // The key-set cache is written after the answer.
-      for (let tries = 0; (await kv.list()).keys.length === 0 && tries < 50; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
+      // The key-set cache (the key set, the discovery document) is written after the answer.
+      for (let tries = 0; name === "JWKS_CACHE" && (await kv.list()).keys.length < 2 && tries < 50; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
       state[name] = [];
       for (const { name: stored } of (await kv.list()).keys) state[name].push([stored, await kv.get(stored)]);
     }
-    assert.ok(state.JWKS_CACHE.length > 0, "the seed exchange cached the key set");
+    assert.equal(state.JWKS_CACHE.length, 2, "the seed exchanges cached the key set and the discovery document");
     await seed.dispose();
   });
   after(() => idp.close());
 
-  async function form(extra = {}) {
-    const assertion = await sign(key, { iss: idp.url, sub: SUBJECT, aud: AUDIENCE, iat: now() - 5, exp: now() + 600, jti: crypto.randomUUID() });
+  async function form(extra = {}, sub = SUBJECT) {
+    const assertion = await sign(key, { iss: idp.url, sub, aud: AUDIENCE, iat: now() - 5, exp: now() + 600, jti: crypto.randomUUID() });
     return new URLSearchParams({ grant_type: JWT_BEARER, assertion, ...extra }).toString();
   }
 
@@ -70,8 +76,8 @@ describe("a cold location", () => {
     }
     return worker;
   }
-  const exchange = async (worker, extra) => {
-    const response = await worker.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: await form(extra) });
+  const exchange = async (worker, extra, sub) => {
+    const response = await worker.fetch("/oauth2/token", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: await form(extra, sub) });
     const body = await response.json();
     assert.equal(response.status, 200, JSON.stringify(body));
     return { body, io: counters(response) };
@@ -82,10 +88,22 @@ describe("a cold location", () => {
     try {
       const { body, io } = await exchange(worker);
       assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.exact);
-      assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
+      // Reads: the index and the discovery document, then the three records and the key set.
+      assert.deepEqual(io, { "kv-read": 4, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
       // Warm: nothing at all.
       const warm = await exchange(worker);
       assert.deepEqual(warm.io, { "kv-read": 0, "kv-write": 0, "kv-waits": 0, subrequest: 0 });
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("an account without jwksURI: the discovery document with the index, the key set it names with the record", async () => {
+    const worker = await location();
+    try {
+      const { body, io } = await exchange(worker, {}, DISCOVERED);
+      assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.discovered);
+      assert.deepEqual(io, { "kv-read": 4, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
     } finally {
       await worker.dispose();
     }
@@ -106,7 +124,7 @@ describe("a cold location", () => {
     const worker = await location({ keySetCached: false });
     try {
       const { io } = await exchange(worker);
-      assert.deepEqual(io, { "kv-read": 3, "kv-write": 1, "kv-waits": 2, subrequest: 1 });
+      assert.deepEqual(io, { "kv-read": 4, "kv-write": 1, "kv-waits": 2, subrequest: 1 });
     } finally {
       await worker.dispose();
     }
