@@ -369,4 +369,43 @@ mod in_flight {
         );
         assert_eq!(kv.reads(), reads, "served from memory, and the newer value");
     }
+
+    /// The same for the bulk read the token path makes of its candidates.
+    #[test]
+    fn a_bulk_read_under_way_does_not_undo_a_change_remembered_meanwhile() {
+        let kv = MemoryStore::new();
+        crate::testing::memory::block_on(kv.put("account:a", "enabled", None)).unwrap();
+        let slow = SlowKv {
+            inner: &kv,
+            open: Cell::new(false),
+        };
+        let cache = AccountCache::default();
+        let store = CachedStore {
+            inner: &slow,
+            cache: &cache,
+            now_ms: 0,
+        };
+        let keys = ["account:a".to_owned(), "account:b".to_owned()];
+        let mut read = pin!(store.get_many(&keys));
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(read.as_mut().poll(&mut context).is_pending());
+        store.remember("account:a", Some("disabled"));
+        slow.open.set(true);
+        let Poll::Ready(answer) = read.as_mut().poll(&mut context) else {
+            panic!("the read should be done");
+        };
+        assert_eq!(answer.unwrap(), [Some("disabled".to_owned()), None]);
+        let later = CachedStore {
+            inner: &kv,
+            cache: &cache,
+            now_ms: 5_000,
+        };
+        assert_eq!(
+            crate::testing::memory::block_on(later.get("account:a"))
+                .unwrap()
+                .as_deref(),
+            Some("disabled"),
+            "the newer value is what stays"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::Exchange;
-use crate::accounts::store::AccountStore;
+use crate::accounts::store::{AccountStore, StoreError};
 use crate::accounts::Account;
 use crate::jose::claims;
 use crate::jose::jws;
@@ -75,7 +75,11 @@ impl CheckVerdict {
 
 impl<P: Platform> Exchange<'_, P> {
     /// Every check of `token` against `account`.
-    pub(crate) async fn dry_run(&self, account: &Account, token: &str) -> Verdict {
+    pub(crate) async fn dry_run(
+        &self,
+        account: &Account,
+        token: &str,
+    ) -> Result<Verdict, StoreError> {
         let mut checks = Vec::new();
         let parsed = jws::parse(token);
         checks.push(CheckVerdict::of(
@@ -86,7 +90,7 @@ impl<P: Platform> Exchange<'_, P> {
                 .map_err(Clone::clone),
         ));
         let Ok(token) = parsed else {
-            return verdict(checks);
+            return Ok(verdict(checks));
         };
         let identity = claims::identity(&token.claims);
         checks.push(CheckVerdict::of(
@@ -97,7 +101,7 @@ impl<P: Platform> Exchange<'_, P> {
                 .map_err(Clone::clone),
         ));
         let Ok(identity) = identity else {
-            return verdict(checks);
+            return Ok(verdict(checks));
         };
         for check in BEFORE_SIGNATURE {
             checks.push(CheckVerdict::of(
@@ -121,21 +125,25 @@ impl<P: Platform> Exchange<'_, P> {
                     .iter()
                     .map(|check| CheckVerdict::skipped(check.name)),
             );
-            return verdict(checks);
+            return Ok(verdict(checks));
         };
-        let entries = AccountStore::new(self.platform.accounts())
-            .candidates(&identity.iss)
-            .await;
-        let exact_account = match entries {
-            Ok(entries) => self.exact_account(account, &identity, &entries).await,
-            Err(error) => Err(error),
+        // As the exchange: the index matters only when the account is not for exactly this
+        // subject. Storage that fails is the dry run's failure (503), not a silent "no such
+        // account" that would let the enabled check pass where the exchange would not.
+        let exact_account = if account.fields.subject.is_exactly(&identity.sub) {
+            None
+        } else {
+            let entries = AccountStore::new(self.platform.accounts())
+                .candidates(&identity.iss)
+                .await?;
+            self.exact_account(account, &identity, &entries).await?
         };
-        let context = self.context(exact_account.as_ref().ok().and_then(Option::as_ref));
+        let context = self.context(exact_account.as_ref());
         for check in AFTER_SIGNATURE {
             let result = (check.run)(account, &verified, &identity, &context);
             checks.push(CheckVerdict::of(check.name, result));
         }
-        verdict(checks)
+        Ok(verdict(checks))
     }
 }
 

@@ -80,6 +80,9 @@ pub enum ExchangeError {
     /// KV failed; the client may retry.
     #[error("the account store failed: {0}")]
     Storage(String),
+    /// A stored account could not be read back (a bug or a hand edit): retrying cannot help.
+    #[error("{0}")]
+    Corrupt(String),
     /// Signing the access token failed.
     #[error("signing failed: {0}")]
     Signing(String),
@@ -93,11 +96,13 @@ impl From<Rejection> for ExchangeError {
 
 impl From<StoreError> for ExchangeError {
     fn from(error: StoreError) -> Self {
-        Self::Storage(error.to_string())
+        match error {
+            StoreError::Storage(_) => Self::Storage(error.to_string()),
+            StoreError::Corrupt { .. } => Self::Corrupt(error.to_string()),
+        }
     }
 }
 
-/// The outcome, with what is known of the token for the log line.
 /// What step 3 found.
 struct Found {
     account: Account,
@@ -108,6 +113,7 @@ struct Found {
     ahead: Option<ReadAhead>,
 }
 
+/// The outcome, with what is known of the token for the log line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub result: Result<Issued, ExchangeError>,

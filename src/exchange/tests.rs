@@ -812,7 +812,8 @@ fn the_dry_run_of_a_disabled_account_fails_only_its_enabled_check() {
         world
             .exchange()
             .dry_run(&account, &es256(&world, &claims())),
-    );
+    )
+    .unwrap();
     assert!(!answer.ok);
     let failed: Vec<(&str, &str)> = answer
         .checks
@@ -821,6 +822,40 @@ fn the_dry_run_of_a_disabled_account_fails_only_its_enabled_check() {
         .map(|check| (check.check, check.reason.unwrap()))
         .collect();
     assert_eq!(failed, [("enabled", "account_disabled")]);
+}
+
+/// A dry run whose accounts cannot be read for the exact-subject rule fails as the exchange
+/// would (storage), instead of passing the enabled check.
+#[test]
+fn a_dry_run_that_cannot_read_the_accounts_is_a_storage_failure() {
+    let world = World::new();
+    let account = world.add_account(
+        "pattern-1",
+        json!({"subject": null, "subjectPattern": "repo:acme/*"}),
+    );
+    world.platform.accounts.fail_with(Some("KV is down"));
+    let answer = block_on(
+        world
+            .exchange()
+            .dry_run(&account, &es256(&world, &claims())),
+    );
+    assert!(answer.is_err(), "{answer:?}");
+}
+
+/// A record that cannot be read back is no outage: retrying cannot help, so it is not told
+/// as one (the HTTP layer answers 500, not 503 with Retry-After).
+#[test]
+fn a_corrupt_record_is_corrupt_not_a_storage_outage() {
+    let world = World::new();
+    world.add_account(ACCOUNT_1, json!({}));
+    let key = crate::accounts::store::account_key(ACCOUNT_1);
+    block_on(world.platform.accounts.put(&key, "{", None)).unwrap();
+    let outcome = world.run(&es256(&world, &claims()), None, Some(ACCOUNT_1));
+    assert!(
+        matches!(outcome.result, Err(ExchangeError::Corrupt(ref why)) if why.contains(&key)),
+        "{:?}",
+        outcome.result
+    );
 }
 
 #[test]
@@ -1075,6 +1110,24 @@ fn a_shared_cache_that_fails_neither_fails_nor_stops_the_exchange() {
         "the write failed, unreported"
     );
     assert_eq!(world.platform.fetcher.requests().len(), 1);
+}
+
+/// The index only names candidates: an entry whose record no longer has that subject (a moment
+/// between the two keys' writes) is passed over, and the record that matches decides.
+#[test]
+fn the_record_not_the_index_decides_which_account_matches() {
+    let world = World::new();
+    let exact = world.add_account("exact-1", json!({}));
+    world.add_account(
+        "pattern-1",
+        json!({"subject": null, "subjectPattern": "repo:acme/*"}),
+    );
+    let mut moved = serde_json::to_value(&exact).unwrap();
+    moved["subject"] = json!("repo:acme/other:ref:refs/heads/main");
+    let key = crate::accounts::store::account_key("exact-1");
+    block_on(world.platform.accounts.put(&key, &moved.to_string(), None)).unwrap();
+    let outcome = world.run(&es256(&world, &claims()), None, None);
+    assert_eq!(outcome.result.unwrap().account_id, "pattern-1");
 }
 
 /// An account without `jwksURI` on a cold isolate: the issuer's stored discovery document is

@@ -2,14 +2,17 @@
 //! active only if it is an `at+jwt` signed by one of `SIGNING_KEYS`, issued by this `ISSUER`,
 //! unexpired, and its account still exists and is enabled; its `scope` is then what was minted
 //! and the account still has. Anything else is `{"active": false}`, without saying why (RFC 7662
-//! §2.2). No I/O here beyond the platform.
+//! §2.2) — except that accounts which cannot be read is 503, not `active: false`: a resource
+//! server must not turn away every valid token because KV failed for a moment. No I/O here
+//! beyond the platform.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::extract::{FormBody, FromRequest};
 use super::{Request, Response};
 use crate::accounts::store::AccountStore;
+use crate::accounts::Account;
 use crate::config::signing_keys::SigningKeys;
 use crate::jose::alg::Alg;
 use crate::jose::jws;
@@ -33,19 +36,37 @@ pub(crate) async fn answer<P: Platform>(
             field: Some("token".into()),
             description: "token is required".into(),
         })?;
-    let answer = active_claims(token, signing_keys, issuer, platform, now)
-        .await
-        .unwrap_or_else(|| json!({ "active": false }));
+    let inactive = || json!({ "active": false });
+    let answer = match verified_claims(token, signing_keys, issuer, platform, now).await {
+        None => inactive(),
+        Some(claims) => {
+            let Some(account_id) = claims.get("client_id").and_then(Value::as_str) else {
+                return Ok(
+                    Response::json(200, &inactive()).with_header("cache-control", "no-store")
+                );
+            };
+            let account = AccountStore::new(platform.accounts())
+                .get(account_id)
+                .await
+                .map_err(|error| ApiError::Unavailable {
+                    description: format!("the accounts could not be read: {error}"),
+                })?;
+            account
+                .and_then(|account| active(&claims, &account))
+                .unwrap_or_else(inactive)
+        }
+    };
     Ok(Response::json(200, &answer).with_header("cache-control", "no-store"))
 }
 
-async fn active_claims<P: Platform>(
+/// The claims of `token` if it is one of ours, signed, issued here and unexpired.
+async fn verified_claims<P: Platform>(
     token: &str,
     signing_keys: &SigningKeys,
     issuer: &str,
     platform: &P,
     now: i64,
-) -> Option<Value> {
+) -> Option<Map<String, Value>> {
     let parsed = jws::parse(token).ok()?;
     if parsed.alg != Alg::Es256 || parsed.typ.as_deref() != Some("at+jwt") {
         return None;
@@ -61,11 +82,12 @@ async fn active_claims<P: Platform>(
     if claims.get("iss")?.as_str()? != issuer || claims.get("exp")?.as_i64()? <= now {
         return None;
     }
-    let account_id = claims.get("client_id")?.as_str()?;
-    let account = AccountStore::new(platform.accounts())
-        .get(account_id)
-        .await
-        .ok()??;
+    Some(claims.clone())
+}
+
+/// The introspection answer of verified `claims` whose account is `account`: `None` when the
+/// account is disabled.
+fn active(claims: &Map<String, Value>, account: &Account) -> Option<Value> {
     if !account.fields.enabled {
         return None;
     }

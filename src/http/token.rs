@@ -250,6 +250,13 @@ pub fn error_for(form: GrantForm, error: &ExchangeError) -> ApiError {
             reason: None,
             description: "the account store is unavailable; try again".into(),
         },
+        ExchangeError::Corrupt(_) => ApiError::OAuth {
+            status: 500,
+            error: "server_error",
+            reason: None,
+            description:
+                "a stored service account could not be read; the operator's log says which".into(),
+        },
         ExchangeError::Signing(_) => ApiError::OAuth {
             status: 500,
             error: "server_error",
@@ -325,7 +332,9 @@ pub fn log_event(
     let detail = outcome.and_then(|outcome| match &outcome.result {
         Ok(_) => None,
         Err(ExchangeError::Rejected(rejection)) => rejection.detail.clone(),
-        Err(ExchangeError::Storage(why) | ExchangeError::Signing(why)) => Some(why.clone()),
+        Err(
+            ExchangeError::Storage(why) | ExchangeError::Corrupt(why) | ExchangeError::Signing(why),
+        ) => Some(why.clone()),
     });
     json!({
         "event": "token_request",

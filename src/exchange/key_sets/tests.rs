@@ -135,7 +135,7 @@ fn an_unknown_kid_refetches_at_most_every_30_seconds_and_not_after_a_failure() {
     assert!(refetch(NOW + 91).unwrap().is_none());
     assert!(
         fixture.get(NOW + 93).is_ok(),
-        "the last good set still serves"
+        "the set refetched at NOW + 31 is still fresh and serves, failures or not"
     );
     assert_eq!(fixture.fetches(), 4);
 }

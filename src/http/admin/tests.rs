@@ -700,6 +700,52 @@ fn the_deep_health_check_reports_a_lagging_projection() {
     assert_eq!(deep().0, 200);
 }
 
+/// Introspection of a valid token while `ACCOUNTS` cannot be read: 503, not `active: false`
+/// (a resource server would turn away every valid token during a KV blip).
+#[test]
+fn introspection_that_cannot_read_the_account_is_unavailable_not_inactive() {
+    use crate::ports::Signer;
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let mut world = World::new(Some(TOKEN));
+    let keys =
+        crate::config::signing_keys::SigningKeys::parse(crate::testing::test_issuer::MINT_KEY)
+            .unwrap();
+    let (status, account, _) = world.call(Method::Post, COLLECTION_PATH, Some(account_body()));
+    assert_eq!(status, 201);
+    let signer = crate::testing::memory::MemorySigner::new(keys.active()).unwrap();
+    let part = |value: Value| Base64UrlUnpadded::encode_string(value.to_string().as_bytes());
+    let input = format!(
+        "{}.{}",
+        part(json!({"alg": "ES256", "typ": "at+jwt", "kid": signer.kid()})),
+        part(
+            json!({"iss": "https://sts.test", "aud": "https://sts.test", "client_id": account["id"],
+            "sub": account["id"], "scope": "certificate-issuance", "iat": NOW_SECONDS,
+            "exp": NOW_SECONDS + 900, "jti": "j"})
+        )
+    );
+    let signature = block_on(signer.sign(input.as_bytes())).unwrap();
+    let token = format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature));
+    world.isolate.signing_keys = Ok(keys);
+    let introspect = |world: &World| {
+        let mut request = request_as(TOKEN, Method::Post, "/oauth2/introspect", None);
+        request.headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+        request.body = format!("token={token}").into_bytes();
+        world.send(request)
+    };
+    let (status, body, _) = introspect(&world);
+    assert_eq!((status, &body["active"]), (200, &json!(true)), "{body}");
+    world.platform.accounts.fail_with(Some("KV is down"));
+    let (status, body, _) = introspect(&world);
+    assert_eq!(
+        (status, &body["error"]),
+        (503, &json!("temporarily_unavailable")),
+        "{body}"
+    );
+}
+
 /// When Access's certificates cannot be fetched, an assertion is not the caller's fault: 503,
 /// not 401, and no failed sign-in is counted.
 #[test]
