@@ -13,9 +13,7 @@ use super::key_sets::{KeySets, Sources};
 use crate::config::admins::Access;
 use crate::jose::claims::audiences;
 use crate::jose::jws;
-use crate::jose::keys::select;
 use crate::jose::reason::{Reason, Rejection};
-use crate::jose::verify::verify;
 use crate::ports::Platform;
 
 /// The actor an assertion names, once verified.
@@ -28,21 +26,10 @@ pub(crate) async fn verify_assertion<P: Platform>(
     now: i64,
 ) -> Result<String, Rejection> {
     let token = jws::parse(assertion)?;
-    let url = access.certs_url();
-    let set = key_sets.key_set(&url, sources, now).await?;
-    let kid = token.kid.as_deref();
-    let verifier = sources.platform.verifier();
-    let verified = match select(&set, token.alg, kid) {
-        Ok(keys) => verify(&token, &keys, verifier).await?,
-        Err(rejection) if rejection.reason == Reason::UnknownKey => {
-            // Access rotates its keys every six weeks: refetch once, as for an issuer.
-            let Ok(Some(fresh)) = key_sets.refetch(&url, sources, now).await else {
-                return Err(rejection);
-            };
-            verify(&token, &select(&fresh, token.alg, kid)?, verifier).await?
-        }
-        Err(rejection) => return Err(rejection),
-    };
+    // Access rotates its keys every six weeks: an unknown `kid` refetches once, as for an issuer.
+    let verified = key_sets
+        .verify_with(&token, &access.certs_url(), sources, now, None)
+        .await?;
     let claims = verified.claims();
     if claims.get("iss").and_then(Value::as_str) != Some(access.issuer().as_str()) {
         return Err(Rejection::new(

@@ -30,8 +30,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::jose::keys::{parse_key_set, KeySet};
+use crate::jose::jws::UntrustedToken;
+use crate::jose::keys::{parse_key_set, select, KeySet};
 use crate::jose::reason::{Reason, Rejection};
+use crate::jose::verify::{verify, VerifiedToken};
 use crate::ports::{
     FetchError, KeySetFetcher, KeyValueStore, Platform, StorageError, UrlParser, MAX_DOCUMENT_BYTES,
 };
@@ -289,19 +291,10 @@ impl KeySets {
         Ok((*uri).clone())
     }
 
-    /// The key set at `url`, fresh or within stale-if-error.
+    /// The key set at `url`, fresh or within stale-if-error; `ahead`, when it is that URL's
+    /// `JWKS_CACHE` entry, instead of reading it (it may not be: the record read meanwhile may
+    /// name another URL).
     pub(crate) async fn key_set<P: Platform>(
-        &self,
-        url: &str,
-        sources: &Sources<'_, P>,
-        now: i64,
-    ) -> Result<Rc<KeySet>, Rejection> {
-        self.key_set_read_ahead(url, sources, now, None).await
-    }
-
-    /// [`Self::key_set`], using `ahead` instead of reading `JWKS_CACHE` when it is that URL's
-    /// entry (it may not be: the record read meanwhile may name another URL).
-    pub(crate) async fn key_set_read_ahead<P: Platform>(
         &self,
         url: &str,
         sources: &Sources<'_, P>,
@@ -333,6 +326,33 @@ impl KeySets {
         let key = cache_key(JWKS_PREFIX, url);
         let value = platform.key_set_cache().get(&key).await;
         Some(ReadAhead { key, value })
+    }
+
+    /// `token` verified with a key of the set at `url` (its `JWKS_CACHE` entry perhaps read
+    /// `ahead`): the key by `kid`; when none fits, the set refetched once, as the issuer may
+    /// have rotated (at most every 30 s per URL; if that fails while a set is cached, the key
+    /// is simply unknown).
+    pub(crate) async fn verify_with<'t, P: Platform>(
+        &self,
+        token: &'t UntrustedToken,
+        url: &str,
+        sources: &Sources<'_, P>,
+        now: i64,
+        ahead: Option<ReadAhead>,
+    ) -> Result<VerifiedToken<'t>, Rejection> {
+        let verifier = sources.platform.verifier();
+        let kid = token.kid.as_deref();
+        let set = self.key_set(url, sources, now, ahead).await?;
+        match select(&set, token.alg, kid) {
+            Ok(candidates) => verify(token, &candidates, verifier).await,
+            Err(rejection) if rejection.reason == Reason::UnknownKey => {
+                let Ok(Some(fresh)) = self.refetch(url, sources, now).await else {
+                    return Err(rejection);
+                };
+                verify(token, &select(&fresh, token.alg, kid)?, verifier).await
+            }
+            Err(rejection) => Err(rejection),
+        }
     }
 
     /// For an unknown `kid`: the key set fetched anew, unless `url` was already refetched for

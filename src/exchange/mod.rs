@@ -127,9 +127,10 @@ impl<P: Platform> Exchange<'_, P> {
     ///    header members ([`jws::parse`]);
     /// 2. identity: `iss`, `sub` (and `jti`) of the unverified token, to find the account;
     /// 3. account: `client_id`'s, or the one whose issuer is `iss` and whose subject rule matches
-    ///    `sub` (exact first, then patterns): the issuer's index, then the candidates' records
-    ///    in one read, while the key set's cache entry is read too (so a cold isolate waits on
-    ///    storage twice before the signature, not once per read);
+    ///    `sub` (exact first, then patterns): the issuer's index (with its stored discovery
+    ///    document), then the candidates' records in one read, while the key set's cache entry
+    ///    is read too (so a cold isolate waits on storage twice before the signature, not once
+    ///    per read);
     /// 4. [`BEFORE_SIGNATURE`]: the account's issuer is the token's;
     /// 5. signature: the key set (the account's `jwks`, its `jwksURI`, or its issuer's
     ///    discovered one, cached or fetched), the key by `kid` (refetching once on an unknown
@@ -139,23 +140,26 @@ impl<P: Platform> Exchange<'_, P> {
     /// 7. scope;
     /// 8. mint.
     pub async fn run(&self, request: &TokenRequest) -> Outcome {
-        let mut outcome = Outcome {
-            result: Err(ExchangeError::Storage(String::new())),
-            identity: None,
-            account_id: None,
-        };
-        outcome.result = self.pipeline(request, &mut outcome).await;
-        outcome
+        let (mut identity, mut account_id) = (None, None);
+        let result = self.pipeline(request, &mut identity, &mut account_id).await;
+        Outcome {
+            result,
+            identity,
+            account_id,
+        }
     }
 
+    /// The steps; what is learnt of the token and its account on the way goes into `seen_*`,
+    /// for the log line of a refusal too.
     async fn pipeline(
         &self,
         request: &TokenRequest,
-        outcome: &mut Outcome,
+        seen_identity: &mut Option<Identity>,
+        seen_account: &mut Option<String>,
     ) -> Result<Issued, ExchangeError> {
         let token = jws::parse(&request.assertion)?;
         let identity = claims::identity(&token.claims)?;
-        outcome.identity = Some(identity.clone());
+        *seen_identity = Some(identity.clone());
         let Found {
             account,
             exact,
@@ -163,7 +167,7 @@ impl<P: Platform> Exchange<'_, P> {
         } = self
             .find_account(&identity, request.client_id.as_deref())
             .await?;
-        outcome.account_id = Some(account.id.clone());
+        *seen_account = Some(account.id.clone());
         for check in BEFORE_SIGNATURE {
             (check.run)(&account, &identity)?;
         }
@@ -355,22 +359,9 @@ impl<P: Platform> Exchange<'_, P> {
                 self.now,
             )
             .await?;
-        let set = self
-            .key_sets
-            .key_set_read_ahead(&url, &sources, self.now, ahead)
-            .await?;
-        match keys::select(&set, token.alg, kid) {
-            Ok(candidates) => verify(token, &candidates, verifier).await,
-            Err(rejection) if rejection.reason == Reason::UnknownKey => {
-                // Perhaps the issuer rotated: refetch once (at most every 30 s per URL). If that
-                // fails while a set is cached, the key is simply unknown.
-                let Ok(Some(fresh)) = self.key_sets.refetch(&url, &sources, self.now).await else {
-                    return Err(rejection);
-                };
-                verify(token, &keys::select(&fresh, token.alg, kid)?, verifier).await
-            }
-            Err(rejection) => Err(rejection),
-        }
+        self.key_sets
+            .verify_with(token, &url, &sources, self.now, ahead)
+            .await
     }
 
     /// The account for exactly the token's (`iss`, `sub`), when `account` is another (a

@@ -40,7 +40,7 @@ impl Fixture {
     }
 
     fn get(&self, now: i64) -> Result<Rc<KeySet>, Rejection> {
-        block_on(self.key_sets.key_set(URL, &self.sources(), now))
+        block_on(self.key_sets.key_set(URL, &self.sources(), now, None))
     }
 
     fn fetches(&self) -> usize {

@@ -500,7 +500,8 @@ fn each_role_may_call_its_routes_and_gets_403_elsewhere() {
     let verify = format!("{item}/verify");
     // Each route with the status its allowed roles get (the bodies are the least each accepts,
     // or deliberately incomplete: a 400 is an answer past authorisation too).
-    let routes: Vec<(Method, &str, Option<Value>, &[&str], u16)> = vec![
+    type Route<'a> = (Method, &'a str, Option<Value>, &'a [&'a str], u16);
+    let routes: Vec<Route> = vec![
         (
             Method::Get,
             COLLECTION_PATH,
