@@ -196,7 +196,8 @@ pub trait RateLimiter {
     async fn allow(&self, key: &str) -> bool;
 }
 
-/// The current time. Read once per request by the platform layer and passed into the core.
+/// The current time. Read once per request, by the router, and passed down as `now`: nothing
+/// below it reads a clock.
 pub trait Clock {
     /// Milliseconds since the Unix epoch.
     fn now_millis(&self) -> u64;

@@ -428,7 +428,14 @@ impl KeySets {
             _ => sources.platform.key_set_cache().get(&kv_key).await,
         };
         if let Ok(Some(text)) = read {
-            if let Some(cached) = from_stored(&text, wanted.url, wanted.parse) {
+            let stored = from_stored(&text, wanted.url, wanted.parse);
+            // Another isolate's newer copy is taken; an older one never replaces this one's.
+            let newer = |cached: &Cached<T>| {
+                stale
+                    .as_ref()
+                    .is_none_or(|mine| cached.fresh_until > mine.fresh_until)
+            };
+            if let Some(cached) = stored.filter(newer) {
                 wanted.shelf.put(wanted.name, cached.clone());
                 if cached.is_fresh(now) {
                     return Ok(cached.value);

@@ -160,3 +160,24 @@ fn the_shared_cache_holds_what_was_fetched_for_other_isolates() {
     assert!(other.get(NOW + 10).is_ok());
     assert_eq!(other.fetches(), 0);
 }
+
+/// A copy in `JWKS_CACHE` older than the isolate's own (another isolate's, written earlier)
+/// never replaces it: the isolate's stale-if-error window stays its own.
+#[test]
+fn an_older_shared_copy_does_not_replace_a_newer_one_in_memory() {
+    let earlier = Fixture::new();
+    earlier.get(NOW).unwrap(); // fresh until NOW + 3600
+    let key = cache_key(JWKS_PREFIX, URL);
+    let older = earlier.platform.jwks_cache.entry(&key).unwrap().value;
+    let fixture = Fixture::new();
+    fixture.get(NOW + 1_000).unwrap(); // fresh until NOW + 4600
+    block_on(fixture.platform.jwks_cache.put(&key, &older, None)).unwrap();
+    fixture
+        .platform
+        .fetcher
+        .respond(URL, Err(FetchError::Network("down".into())));
+    assert!(
+        fixture.get(NOW + 3_600 + 86_400 + 10).is_ok(),
+        "its own copy serves until NOW + 4600 + 24 h"
+    );
+}
