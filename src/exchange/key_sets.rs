@@ -230,16 +230,8 @@ impl KeySets {
         if let Some(ahead) = ahead {
             match ahead.value {
                 Ok(Some(text)) => {
-                    let discovery_url = discovery_url(issuer_url);
-                    let parse = |body: &[u8]| {
-                        discovered_jwks_uri(
-                            body,
-                            issuer_url,
-                            sources.allow_http_loopback,
-                            sources.platform.urls(),
-                        )
-                    };
-                    if let Some(cached) = from_stored(&text, &discovery_url, &parse) {
+                    let parse = discovery_parser(issuer_url, sources);
+                    if let Some(cached) = from_stored(&text, &discovery_url(issuer_url), &parse) {
                         self.jwks_uris.put(issuer_url, cached);
                     }
                 }
@@ -271,14 +263,7 @@ impl KeySets {
             return Ok(uri.to_owned());
         }
         let discovery_url = discovery_url(issuer_url);
-        let parse = |body: &[u8]| {
-            discovered_jwks_uri(
-                body,
-                issuer_url,
-                sources.allow_http_loopback,
-                sources.platform.urls(),
-            )
-        };
+        let parse = discovery_parser(issuer_url, sources);
         let wanted = Wanted {
             shelf: &self.jwks_uris,
             prefix: DISCOVERY_PREFIX,
@@ -526,6 +511,21 @@ impl KeySets {
 struct Fetch {
     at: i64,
     max_age: i64,
+}
+
+/// How `issuer_url`'s discovery document is read: its `jwks_uri`, once its `issuer` is checked.
+fn discovery_parser<'a, P: Platform>(
+    issuer_url: &'a str,
+    sources: &'a Sources<'_, P>,
+) -> impl Fn(&[u8]) -> Result<(String, Value), String> + 'a {
+    move |body| {
+        discovered_jwks_uri(
+            body,
+            issuer_url,
+            sources.allow_http_loopback,
+            sources.platform.urls(),
+        )
+    }
 }
 
 /// Where an issuer publishes its OpenID Provider metadata.

@@ -96,6 +96,15 @@ impl World {
         cold
     }
 
+    /// The issuer serves `document` as its discovery document; returns the document's URL.
+    fn serve_discovery(&self, document: Value) -> String {
+        let url = format!("{ISSUER}/.well-known/openid-configuration");
+        self.platform
+            .fetcher
+            .serve(&url, &document.to_string(), None);
+        url
+    }
+
     fn exchange(&self) -> Exchange<'_, MemoryPlatform> {
         Exchange {
             platform: &self.platform,
@@ -1137,12 +1146,7 @@ fn the_record_not_the_index_decides_which_account_matches() {
 fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
     let world = World::new();
     world.add_account("acct-1", json!({"jwksURI": null}));
-    let discovery = format!("{ISSUER}/.well-known/openid-configuration");
-    world.platform.fetcher.serve(
-        &discovery,
-        &json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}).to_string(),
-        None,
-    );
+    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
     assert!(world
         .run(&es256(&world, &claims()), None, None)
         .result
@@ -1174,12 +1178,7 @@ fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
 fn discovery_finds_the_jwks_uri_when_the_account_has_none() {
     let world = World::new();
     world.add_account("acct-1", json!({"jwksURI": null}));
-    let discovery = format!("{ISSUER}/.well-known/openid-configuration");
-    world.platform.fetcher.serve(
-        &discovery,
-        &json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}).to_string(),
-        None,
-    );
+    let discovery = world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
     assert!(world
         .run(&es256(&world, &claims()), None, None)
         .result
@@ -1191,11 +1190,7 @@ fn discovery_finds_the_jwks_uri_when_the_account_has_none() {
     // A discovery document naming another issuer is not trusted.
     let world = World::new();
     world.add_account("acct-1", json!({"jwksURI": null}));
-    world.platform.fetcher.serve(
-        &discovery,
-        &json!({"issuer": "https://evil.example.com", "jwks_uri": JWKS_URL}).to_string(),
-        None,
-    );
+    world.serve_discovery(json!({"issuer": "https://evil.example.com", "jwks_uri": JWKS_URL}));
     assert_eq!(world.reason(&es256(&world, &claims())), Reason::JwksInvalid);
 }
 
