@@ -76,7 +76,7 @@ export async function setUp() {
     return worker;
   }
 
-  return { idp, keys, tokens, claims, bindings, exchangeBody, start, close: () => idp.close() };
+  return { idp, keys, tokens, claims, bindings, state, exchangeBody, start, close: () => idp.close() };
 }
 
 export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];

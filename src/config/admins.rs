@@ -3,6 +3,8 @@
 //! Access (`ACCESS_TEAM_DOMAIN` + `ACCESS_AUD`), all checked once per isolate. No I/O here; the
 //! Access assertion itself is verified by [`crate::exchange::access`].
 
+use std::cell::OnceCell;
+
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -128,6 +130,39 @@ pub struct AdminSecrets {
     pub admin_tokens: Option<String>,
     pub access_team_domain: Option<String>,
     pub access_aud: Option<String>,
+}
+
+/// The admin secrets as an isolate holds them: checked on the first request that needs an
+/// administrator, not when the isolate starts. The token path never needs them, so a cold
+/// isolate's first exchange neither runs nor compiles the checks (docs/performance.md).
+#[derive(Default)]
+pub struct LazyAdmins {
+    secrets: AdminSecrets,
+    checked: OnceCell<Result<Admins, SettingsError>>,
+}
+
+impl LazyAdmins {
+    pub fn new(secrets: AdminSecrets) -> Self {
+        Self {
+            secrets,
+            checked: OnceCell::new(),
+        }
+    }
+
+    /// The checked secrets ([`Admins::from_secrets`]), checked once.
+    pub fn get(&self) -> &Result<Admins, SettingsError> {
+        self.checked
+            .get_or_init(|| Admins::from_secrets(&self.secrets))
+    }
+}
+
+impl std::fmt::Debug for LazyAdmins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secrets themselves are never printed.
+        f.debug_struct("LazyAdmins")
+            .field("checked", &self.checked.get())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]

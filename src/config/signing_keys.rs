@@ -6,13 +6,11 @@
 //! Error messages name the key by position and the field at fault, never a key's value.
 //! No I/O here; importing into Web Crypto is the platform's job.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use jwt_compact::jwk::JsonWebKey;
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// The only signature algorithm of minted tokens (the contract, "Minted access tokens").
 pub const SIGNING_ALG: &str = "ES256";
@@ -214,17 +212,18 @@ fn string_member<'a>(
     }
 }
 
-/// The RFC 7638 SHA-256 thumbprint of a P-256 public key, base64url: the default `kid`.
-/// jwt-compact's key built from the coordinates already decoded, not deserialised from the
-/// JWK: its generic deserialiser was a third of a cold isolate's first-request cost here.
+/// The RFC 7638 SHA-256 thumbprint of a P-256 public key, base64url: the default `kid`. The
+/// hash of the key's required members in the RFC's canonical form (sorted, no whitespace),
+/// written out here: building jwt-compact's key and its generic serialiser for this one
+/// string was a tenth of the code a cold isolate compiled before its first answer
+/// (docs/performance.md). A test holds it to jwt-compact's thumbprint.
 fn thumbprint(x: &[u8], y: &[u8]) -> String {
-    let key = JsonWebKey::EllipticCurve {
-        curve: Cow::Borrowed("P-256"),
-        x: Cow::Borrowed(x),
-        y: Cow::Borrowed(y),
-        secret: None,
-    };
-    Base64UrlUnpadded::encode_string(&key.thumbprint::<Sha256>())
+    let canonical = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        Base64UrlUnpadded::encode_string(x),
+        Base64UrlUnpadded::encode_string(y)
+    );
+    Base64UrlUnpadded::encode_string(&Sha256::digest(canonical.as_bytes()))
 }
 
 #[cfg(test)]
@@ -264,6 +263,35 @@ mod tests {
         let keys = SigningKeys::parse(&set_of(&[KEY])).unwrap();
         assert_eq!(keys.active().kid, KEY_THUMBPRINT);
         assert_eq!(keys.public_jwks()["keys"][0]["kid"], KEY_THUMBPRINT);
+    }
+
+    /// The thumbprint written out agrees with jwt-compact's, for keys of every shape of
+    /// coordinate (leading zeros, high bits set).
+    #[test]
+    fn the_thumbprint_is_jwt_compacts() {
+        use jwt_compact::jwk::JsonWebKey;
+        let mut x = [0u8; P256_FIELD_BYTES];
+        let mut y = [0u8; P256_FIELD_BYTES];
+        for seed in 0..64u8 {
+            for (index, byte) in x.iter_mut().enumerate() {
+                *byte = seed
+                    .wrapping_mul(31)
+                    .wrapping_add(index as u8)
+                    .rotate_left(u32::from(seed % 8));
+            }
+            for (index, byte) in y.iter_mut().enumerate() {
+                *byte = (index as u8).wrapping_mul(seed) ^ 0xa5;
+            }
+            x[0] = if seed % 2 == 0 { 0 } else { 0xff };
+            let key = JsonWebKey::EllipticCurve {
+                curve: "P-256".into(),
+                x: x.as_slice().into(),
+                y: y.as_slice().into(),
+                secret: None,
+            };
+            let expected = Base64UrlUnpadded::encode_string(&key.thumbprint::<Sha256>());
+            assert_eq!(thumbprint(&x, &y), expected, "seed {seed}");
+        }
     }
 
     #[test]

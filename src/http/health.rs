@@ -22,6 +22,10 @@ pub const LAG_GRACE_SECONDS: i64 = 30;
 
 /// Whether the request asks for the deep check (`deep=1` or `deep=true`).
 pub(crate) fn wants_deep(request: &Request) -> Result<bool, ApiError> {
+    // The plain check, a monitor's, has no query to parse.
+    if request.query.as_deref().is_none_or(str::is_empty) {
+        return Ok(false);
+    }
     let Query(query) = Query::from_request(request)?;
     Ok(matches!(query.get("deep"), Some("1" | "true")))
 }

@@ -2,7 +2,7 @@
 //! its vars and secrets, and its caches. No I/O here.
 
 use super::error::ApiError;
-use crate::config::admins::Admins;
+use crate::config::admins::{Admins, LazyAdmins};
 use crate::config::settings::{Settings, SettingsError};
 use crate::config::signing_keys::{SigningKeys, SigningKeysError};
 use crate::exchange::key_sets::KeySets;
@@ -13,8 +13,8 @@ use crate::exchange::key_sets::KeySets;
 pub struct Isolate {
     pub settings: Result<Settings, SettingsError>,
     pub signing_keys: Result<SigningKeys, SigningKeysError>,
-    /// Who may call the admin API (none configured: it is disabled).
-    pub admins: Result<Admins, SettingsError>,
+    /// Who may call the admin API (none configured: it is disabled), checked on first use.
+    pub admins: LazyAdmins,
     /// Issuer key sets and discovered JWKS URIs (and the Access team's keys).
     pub key_sets: KeySets,
 }
@@ -29,6 +29,9 @@ impl Isolate {
     }
 
     pub(crate) fn admins(&self) -> Result<&Admins, ApiError> {
-        self.admins.as_ref().map_err(|error| error.clone().into())
+        self.admins
+            .get()
+            .as_ref()
+            .map_err(|error| error.clone().into())
     }
 }

@@ -133,13 +133,18 @@ impl Response {
             br#"{"error":"server_error","error_description":"response could not be serialised"}"#
                 .to_vec()
         });
+        Self::json_text(status, body)
+    }
+
+    /// A JSON response whose text is already written (a constant such as `/healthz`'s).
+    pub fn json_text(status: u16, body: impl Into<Vec<u8>>) -> Self {
         Self {
             status,
             headers: vec![(
                 "content-type".to_owned(),
                 "application/json; charset=utf-8".to_owned(),
             )],
-            body,
+            body: body.into(),
         }
     }
 

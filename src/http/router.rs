@@ -8,8 +8,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::json;
-
 use super::admin::COLLECTION_PATH;
 use super::audit::AUDIT_PATH;
 use super::auth::authorize;
@@ -172,7 +170,9 @@ async fn dispatch<P: Platform>(
             if let Some(caller) = deep {
                 return compiled_apart(health::deep(request, platform, &caller, now)).await;
             }
-            Ok(Response::json(200, &json!({ "status": "ok" }))
+            // Written out: the answer a monitor polls, and often a new isolate's first, needs
+            // no serialiser.
+            Ok(Response::json_text(200, r#"{"status":"ok"}"#)
                 .with_header("cache-control", "no-store"))
         }
         Route::OpenApi => Ok(discovery::openapi()),
@@ -223,7 +223,7 @@ async fn dispatch<P: Platform>(
 /// being inlined into the router's. The router's state machine is then small, and V8, which
 /// compiles each wasm function on its first call, compiles each route's code only when that
 /// route is first used: a cold isolate's first answer comes that much sooner (docs/performance.md).
-fn compiled_apart<'a, T>(
+pub(crate) fn compiled_apart<'a, T>(
     future: impl Future<Output = T> + 'a,
 ) -> Pin<Box<dyn Future<Output = T> + 'a>> {
     Box::pin(future)

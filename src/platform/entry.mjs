@@ -10,12 +10,24 @@
 // After a Rust panic (the wasm aborts), the glue starts a fresh instance on the next call: the
 // Rust side schedules it (worker's abort handler) and wasm-bindgen's call guard performs it
 // (built with --experimental-reset-state-function --force-enable-abort-handler).
+import { env } from "cloudflare:workers";
 import {
   fetch as handle,
+  prepare,
   registry_command,
   registry_import,
   registry_project,
 } from "./index.js";
+
+// The isolate's configuration (vars, secrets, the signing key imported into Web Crypto) is
+// built now, while the isolate starts, not on its first request (src/platform/mod.rs
+// `prepare`). Should that fail, the first request builds it and answers with what went wrong;
+// a worker must never fail to start over its configuration.
+try {
+  if (env) prepare(env);
+} catch (error) {
+  console.error("preparing the isolate failed; the first request will retry:", error);
+}
 
 export default {
   fetch(request, env, ctx) {

@@ -27,13 +27,13 @@ use worker::worker_sys::Context;
 use worker::{event, Env};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
-use crate::config::admins::{AdminSecrets, Admins};
+use crate::config::admins::{AdminSecrets, LazyAdmins};
 use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::{SigningKeys, SigningKeysError};
 use crate::exchange::key_sets::KeySets;
 use crate::http::error::ApiError;
 use crate::http::extract::MAX_BODY_BYTES;
-use crate::http::router::{self, Isolate};
+use crate::http::router::{self, compiled_apart, Isolate};
 use crate::http::{Method, Request, Response};
 use crate::text::url::split_request_url;
 
@@ -93,15 +93,31 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> JsValue {
     })
 }
 
+/// Called by the JavaScript entry once, when the isolate starts, with the `env` that
+/// `cloudflare:workers` exports: reads and checks the vars and secrets and imports the signing
+/// key then, as a server reads its configuration when it boots, rather than on the isolate's
+/// first request. Cloudflare starts an isolate while the client's TLS handshake is still under
+/// way, so this work (and V8's compiling of its code) is off the first request's path
+/// (docs/performance.md). Nothing here is lost if it fails or is not called: the first request
+/// builds the same state, as it does when the entry's `env` is not available.
+#[wasm_bindgen]
+pub fn prepare(env: Env) -> JsValue {
+    task::run(async move {
+        isolate_state(&env).await;
+        JsValue::UNDEFINED
+    })
+}
+
 /// The answer when even building the response failed.
 const INTERNAL_ERROR_BODY: &str =
     r#"{"error":"server_error","error_description":"the response could not be built"}"#;
 
 async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
     let started = Date::now() as u64;
-    // Behind a pointer, as the router's endpoints: its code (settings, keys, Web Crypto
-    // imports) is compiled by V8 on its own, not as part of this function's.
-    let state = Box::pin(isolate_state(&env)).await;
+    // Apart, as the router's endpoints: its code (settings, keys, Web Crypto imports), which
+    // `prepare` has usually run (and V8 compiled) when the isolate started, is not part of this
+    // function's.
+    let state = compiled_apart(isolate_state(&env)).await;
     let request = match read_request(req).await {
         Ok(request) => request,
         Err(error) => {
@@ -214,7 +230,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     let isolate = Isolate {
         settings: Settings::from_vars(&vars, &JsUrls),
         signing_keys,
-        admins: Admins::from_secrets(&admins),
+        admins: LazyAdmins::new(admins),
         key_sets: KeySets::default(),
     };
     let state = Rc::new(IsolateState {
@@ -321,7 +337,7 @@ async fn read_request(req: web_sys::Request) -> worker::Result<Request> {
         // Past this, the connection is sacrificed: nothing is read.
         _ if declared_length.is_some_and(|length| length > MAX_DISCARDED_BODY_BYTES) => Vec::new(),
         // Declared too large to take, or not declared at all (a chunked upload).
-        _ => read_capped(req).await?,
+        _ => compiled_apart(read_capped(req)).await?,
     };
     Ok(Request {
         method,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::memory::{MemorySigner, WhatwgUrls};
 use super::platform::MemoryPlatform;
 use crate::accounts::{check_field_names, validate};
-use crate::config::admins::{AdminSecrets, Admins};
+use crate::config::admins::{AdminSecrets, LazyAdmins};
 use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::SigningKeys;
 use crate::exchange::key_sets::KeySets;
@@ -21,7 +21,7 @@ pub fn isolate(signing_keys: &str, admin_token: &str) -> Isolate {
     Isolate {
         settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
         signing_keys: SigningKeys::parse(signing_keys),
-        admins: Admins::from_secrets(&AdminSecrets {
+        admins: LazyAdmins::new(AdminSecrets {
             admin_token: Some(admin_token.to_owned()),
             ..AdminSecrets::default()
         }),

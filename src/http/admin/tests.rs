@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::admins::{AdminSecrets, Admins};
+use crate::config::admins::{AdminSecrets, LazyAdmins};
 use crate::config::settings::Vars;
 use crate::config::signing_keys::SigningKeysError;
 use crate::exchange::key_sets::KeySets;
@@ -40,7 +40,7 @@ impl World {
                     &WhatwgUrls,
                 ),
                 signing_keys: Err(SigningKeysError::Missing),
-                admins: Admins::from_secrets(&secrets),
+                admins: LazyAdmins::new(secrets),
                 key_sets: KeySets::default(),
             },
             platform: MemoryPlatform {

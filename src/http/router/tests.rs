@@ -16,7 +16,7 @@ fn each_token_request_logs_one_line_without_the_token() {
     let isolate = Isolate {
         settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
         signing_keys: Err(SigningKeysError::Missing),
-        admins: Ok(Default::default()),
+        admins: Default::default(),
         key_sets: KeySets::default(),
     };
     let platform = MemoryPlatform {
