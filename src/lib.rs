@@ -8,6 +8,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`text`] | strict JSON, forms, WHATWG URLs, globs, character sets |
+//! | `apart` | a future compiled as its own function, for V8's compile-on-first-call |
 //! | [`jose`] | the workload's token: parsing, algorithms, JWK sets, time rules, the `reason` list |
 //! | [`config`] | the deployment's vars and `SIGNING_KEYS`, checked once |
 //! | [`ports`] | the [`ports::Platform`] the core reaches the outside world through |
@@ -23,6 +24,7 @@
 //! `cargo test` runs it natively. docs/architecture.md says why it is shaped so.
 
 pub(crate) mod accounts;
+mod apart;
 pub(crate) mod config;
 pub(crate) mod exchange;
 pub mod http;

@@ -6,6 +6,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod store;
+mod stored;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -71,9 +72,10 @@ pub const EDITABLE_FIELDS: &[&str] = &[
 /// Fields only the server sets.
 pub const READ_ONLY_FIELDS: &[&str] = &["id", "companyId", "createdAt", "updatedAt"];
 
-/// A stored service account, exactly as the admin API shows it.
+/// A stored service account, exactly as the admin API shows it. Read through
+/// [`stored::StoredAccount`], its members side by side (see there why).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "stored::StoredAccount")]
 pub struct Account {
     pub id: String,
     #[serde(flatten)]

@@ -28,8 +28,9 @@ pub const ACCOUNT_PREFIX: &str = "account:";
 /// characters and a KV key at most 512 bytes.
 pub const ISSUER_INDEX_PREFIX: &str = "issuer:";
 
-/// One candidate in an issuer's index.
+/// One candidate in an issuer's index. Read through [`super::stored::StoredEntry`], flat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "super::stored::StoredEntry")]
 pub struct IndexEntry {
     pub id: String,
     #[serde(flatten)]

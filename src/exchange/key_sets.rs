@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::apart::compiled_apart;
 use crate::jose::jws::UntrustedToken;
 use crate::jose::keys::{parse_key_set, select, KeySet};
 use crate::jose::reason::{Reason, Rejection};
@@ -329,12 +330,12 @@ impl KeySets {
         let kid = token.kid.as_deref();
         let set = self.key_set(url, sources, now, ahead).await?;
         match select(&set, token.alg, kid) {
-            Ok(candidates) => verify(token, &candidates, verifier).await,
+            Ok(candidates) => compiled_apart(verify(token, &candidates, verifier)).await,
             Err(rejection) if rejection.reason == Reason::UnknownKey => {
                 let Ok(Some(fresh)) = self.refetch(url, sources, now).await else {
                     return Err(rejection);
                 };
-                verify(token, &select(&fresh, token.alg, kid)?, verifier).await
+                compiled_apart(verify(token, &select(&fresh, token.alg, kid)?, verifier)).await
             }
             Err(rejection) => Err(rejection),
         }

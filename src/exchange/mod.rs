@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::accounts::store::{AccountStore, IndexEntry, StoreError};
 use crate::accounts::{is_account_id, Account, SubjectRule};
+use crate::apart::compiled_apart;
 use crate::config::settings::Settings;
 use crate::jose::claims::{self, Identity};
 use crate::jose::jws::{self, UntrustedToken};
@@ -205,47 +206,67 @@ impl<P: Platform> Exchange<'_, P> {
         identity: &Identity,
         client_id: Option<&str>,
     ) -> Result<Found, ExchangeError> {
+        // Each lookup compiled apart: a client sends `client_id` always or never, so a cold
+        // isolate compiles only the one it uses.
+        match client_id {
+            Some(client_id) => compiled_apart(self.find_by_client_id(identity, client_id)).await,
+            None => compiled_apart(self.find_by_index(identity)).await,
+        }
+    }
+
+    /// The account `client_id` names (and the exact account for the token's subject, if
+    /// another), with the key set read ahead.
+    async fn find_by_client_id(
+        &self,
+        identity: &Identity,
+        client_id: &str,
+    ) -> Result<Found, ExchangeError> {
         let store = AccountStore::new(self.platform.accounts());
         let Identity { iss, sub, .. } = identity;
-        if let Some(client_id) = client_id {
-            // Not even the shape of an account id: no lookup (a long one is no valid KV key).
-            if !is_account_id(client_id) {
-                let shown: String = client_id.chars().take(64).collect();
-                return Err(no_account(format!(
-                    "client_id {shown:?} is not a service account id"
-                )));
-            }
-            let ((record, entries), discovery) = join(
-                join(store.get(client_id), store.candidates(iss)),
-                self.read_ahead_discovery(iss),
-            )
-            .await;
-            let account = record?.ok_or_else(|| {
-                no_account(format!("client_id {client_id:?} is not a service account"))
-            })?;
-            // The index matters only when the account is not for exactly this subject.
-            let entries = if account.fields.subject.is_exactly(sub) {
-                Vec::new()
-            } else {
-                entries?
-            };
-            let discovered = self.discovered(iss, discovery);
-            let url = match &account.fields.jwks_uri {
-                Some(uri) => Some(uri.clone()),
-                None if account.fields.jwks.is_none() => discovered,
-                None => None,
-            };
-            let (exact, ahead) = join(
-                self.exact_account(&account, identity, &entries),
-                self.read_ahead(url.as_deref()),
-            )
-            .await;
-            return Ok(Found {
-                account,
-                exact: exact?,
-                ahead,
-            });
+        // Not even the shape of an account id: no lookup (a long one is no valid KV key).
+        if !is_account_id(client_id) {
+            let shown: String = client_id.chars().take(64).collect();
+            return Err(no_account(format!(
+                "client_id {shown:?} is not a service account id"
+            )));
         }
+        let ((record, entries), discovery) = join(
+            join(store.get(client_id), store.candidates(iss)),
+            self.read_ahead_discovery(iss),
+        )
+        .await;
+        let account = record?.ok_or_else(|| {
+            no_account(format!("client_id {client_id:?} is not a service account"))
+        })?;
+        // The index matters only when the account is not for exactly this subject.
+        let entries = if account.fields.subject.is_exactly(sub) {
+            Vec::new()
+        } else {
+            entries?
+        };
+        let discovered = self.discovered(iss, discovery);
+        let url = match &account.fields.jwks_uri {
+            Some(uri) => Some(uri.clone()),
+            None if account.fields.jwks.is_none() => discovered,
+            None => None,
+        };
+        let (exact, ahead) = join(
+            self.exact_account(&account, identity, &entries),
+            self.read_ahead(url.as_deref()),
+        )
+        .await;
+        Ok(Found {
+            account,
+            exact: exact?,
+            ahead,
+        })
+    }
+
+    /// The one account the issuer's index and the records find for the token's subject (an
+    /// exact subject before a pattern), with the key set read ahead.
+    async fn find_by_index(&self, identity: &Identity) -> Result<Found, ExchangeError> {
+        let store = AccountStore::new(self.platform.accounts());
+        let Identity { iss, sub, .. } = identity;
         let (entries, discovery) =
             join(store.candidates(iss), self.read_ahead_discovery(iss)).await;
         let entries = entries?;
@@ -344,7 +365,8 @@ impl<P: Platform> Exchange<'_, P> {
         if let Some(jwks) = &account.fields.jwks {
             // An inline set is the account's own: nothing to fetch, nothing to refetch.
             let set = self.key_sets.inline(jwks)?;
-            return verify(token, &keys::select(&set, token.alg, kid)?, verifier).await;
+            let keys = keys::select(&set, token.alg, kid)?;
+            return compiled_apart(verify(token, &keys, verifier)).await;
         }
         let sources = Sources {
             platform: self.platform,

@@ -5,15 +5,13 @@
 //! "a function builds the whole app"). Errors flow up as [`ApiError`] and become responses in
 //! one place. No I/O here beyond the platform.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use super::admin::COLLECTION_PATH;
 use super::audit::AUDIT_PATH;
 use super::auth::authorize;
 use super::error::ApiError;
 use super::{admin, audit, console, discovery, health, introspect, token, verify};
 use super::{Method, Request, Response};
+use crate::apart::compiled_apart;
 use crate::config::admins::Permission;
 use crate::ports::{Clock, Platform};
 
@@ -217,16 +215,6 @@ async fn dispatch<P: Platform>(
             Ok(response.with_header("cache-control", "no-store"))
         }
     }
-}
-
-/// `future` behind a pointer, so that its state machine is a function of its own instead of
-/// being inlined into the router's. The router's state machine is then small, and V8, which
-/// compiles each wasm function on its first call, compiles each route's code only when that
-/// route is first used: a cold isolate's first answer comes that much sooner (docs/performance.md).
-pub(crate) fn compiled_apart<'a, T>(
-    future: impl Future<Output = T> + 'a,
-) -> Pin<Box<dyn Future<Output = T> + 'a>> {
-    Box::pin(future)
 }
 
 #[cfg(test)]

@@ -27,13 +27,14 @@ use worker::worker_sys::Context;
 use worker::{event, Env};
 
 use crate::accounts::cache::{AccountCache, CachedStore};
+use crate::apart::compiled_apart;
 use crate::config::admins::{AdminSecrets, LazyAdmins};
 use crate::config::settings::{Settings, Vars};
 use crate::config::signing_keys::{SigningKeys, SigningKeysError};
 use crate::exchange::key_sets::KeySets;
 use crate::http::error::ApiError;
 use crate::http::extract::MAX_BODY_BYTES;
-use crate::http::router::{self, compiled_apart, Isolate};
+use crate::http::router::{self, Isolate};
 use crate::http::{Method, Request, Response};
 use crate::text::url::split_request_url;
 

@@ -1,0 +1,18 @@
+//! A future compiled as a function of its own.
+//!
+//! V8 compiles each wasm function on its first call, and a cold isolate's first request pays
+//! for compiling every function it enters, whole: the branches it does not take as well. An
+//! `async fn` awaited directly has its state machine inlined into its caller's, so a caller
+//! that awaits one of several futures (a route, one of two lookups) carries all of them. Behind
+//! [`compiled_apart`] each stays a function of its own, compiled only when it first runs
+//! (docs/performance.md measures what this saves).
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// `future` behind a pointer (one allocation), its state machine not inlined into the caller's.
+pub(crate) fn compiled_apart<'a, T>(
+    future: impl Future<Output = T> + 'a,
+) -> Pin<Box<dyn Future<Output = T> + 'a>> {
+    Box::pin(future)
+}
