@@ -9,6 +9,9 @@
 //   BENCH_SECONDS=10 npm run bench       (seconds per case and worker; the default)
 //   BENCH_AA=1 npm run bench             (edge-sts against itself: how far apart two identical
 //                                         workers measure on this machine, the bench's resolution)
+//   BENCH_AA=1 BENCH_AA_BUILD=dir npm run bench
+//                                        (the second edge-sts runs the build in dir: an A/B of two
+//                                         builds, the "jose" columns being dir's)
 //   COLD_RUNS=7 npm run bench            (new workerds per cold measurement; the median is shown)
 import { execFileSync } from "node:child_process";
 import http from "node:http";
@@ -22,6 +25,7 @@ import { AUDIENCE, JWT_BEARER, ROOT, SUBJECT, median, setUp } from "./setup.mjs"
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const AA = process.env.BENCH_AA === "1";
 const COLD_RUNS = Number(process.env.COLD_RUNS ?? 7);
+const AA_BUILD = AA ? process.env.BENCH_AA_BUILD : undefined;
 /** Seconds of warm exchanges per algorithm on the counting worker. Over 10 s in all, so the
  * accounts' 10 s in isolate memory runs out at least once and their re-reads show. */
 const COUNT_SECONDS = 6;
@@ -53,7 +57,7 @@ function cpuSeconds(pids) {
 
 async function start(name) {
   const before = workerdPids();
-  const worker = await bench.start(names[name]);
+  const worker = await bench.start(names[name], name === "reference" && AA_BUILD ? { build: AA_BUILD } : {});
   worker.pids = [...workerdPids()].filter((pid) => !before.has(pid));
   worker.agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   return worker;
@@ -237,7 +241,8 @@ const wasm = readFileSync(path.join(ROOT, "build/index_bg.wasm"));
 const f = (n, d = 2) => n.toFixed(d);
 const pad = (text, width) => String(text).padStart(width);
 console.log(`\nedge-sts benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpus()[0].model}`);
-if (AA) console.log("BENCH_AA=1: the \"jose\" columns are a second edge-sts worker; every ratio should be 1.00");
+if (AA && AA_BUILD) console.log(`BENCH_AA=1 BENCH_AA_BUILD=${AA_BUILD}: the "jose" columns are edge-sts built in ${AA_BUILD}`);
+else if (AA) console.log("BENCH_AA=1: the \"jose\" columns are a second edge-sts worker; every ratio should be 1.00");
 console.log(`workerd via Miniflare on 127.0.0.1, closed-loop clients, ${SECONDS} s per case and worker, in ${ROUNDS} rounds taking turns\n`);
 const cpuText = (result) => (result.cpuPerRequest === null ? "–" : f(result.cpuPerRequest, 0));
 console.log(`${"case".padEnd(30)}${pad("conc", 5)} │ ${pad("edge-sts/s", 10)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)}${pad("cpu µs", 8)} │ ${pad("jose/s", 8)}${pad("p50 ms", 8)}${pad("p99 ms", 8)}${pad("!200", 6)}${pad("cpu µs", 8)} │ ${pad("ratio", 6)}${pad("rounds: median (range)", 25)} │ ${pad("floor/s", 8)}${pad("cpu µs", 8)}`);

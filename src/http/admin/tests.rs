@@ -111,6 +111,30 @@ fn without_admin_token_the_api_is_disabled() {
     );
 }
 
+/// Admin secrets are checked on the first request that needs them: a malformed `ADMIN_TOKENS`
+/// is a 500 naming it on the admin API, and on nothing else.
+#[test]
+fn a_malformed_admin_tokens_is_reported_by_the_admin_api_only() {
+    let world = World::with_admins(AdminSecrets {
+        admin_token: Some(TOKEN.into()),
+        admin_tokens: Some("not json".into()),
+        ..AdminSecrets::default()
+    });
+    let (status, body, _) = world.send(Request::new(
+        Method::Get,
+        "http://sts.test",
+        "/openapi.json",
+    ));
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        let (status, body, _) = world.call(Method::Get, COLLECTION_PATH, None);
+        assert_eq!(status, 500, "{body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains("ADMIN_TOKENS"), "{description}");
+        assert!(!description.contains("not json"), "{description}");
+    }
+}
+
 #[test]
 fn a_missing_or_wrong_token_is_401_with_a_challenge() {
     let world = World::new(Some(TOKEN));
