@@ -6,13 +6,24 @@
 // then one request is answered. V8 compiles a wasm function when it is first called, and with
 // --trace-wasm-compilation-times says so, by function index, on stdout; the markers below
 // (written synchronously, so in order with V8's lines) tell startup from the request.
-import { readFileSync, writeFileSync, writeSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
 const [build, fixturePath, requestPath] = process.argv.slice(2);
 const fixture = JSON.parse(readFileSync(fixturePath, "utf8"));
-const mark = (text) => writeSync(1, `--- ${text}\n`);
+// Written synchronously to the same stdout as V8's trace, so the two stay in order; a pipe
+// that is full (EAGAIN) is waited out.
+function mark(text) {
+  const bytes = Buffer.from(`--- ${text}\n`);
+  for (let written = 0; written < bytes.length; ) {
+    try {
+      written += writeSync(1, bytes, written);
+    } catch (error) {
+      if (error.code !== "EAGAIN") throw error;
+    }
+  }
+}
 
 // Workers KV as the worker uses it: get (one key or up to 100), put, delete, list.
 class KvNamespace {
@@ -41,11 +52,15 @@ const env = {
 
 // The bundle, with its two platform imports resolved as workerd resolves them.
 let bundle = readFileSync(path.join(build, "index.js"), "utf8");
-bundle = bundle.replace(/import ?(\w+) ?from ?"\.\/index_bg\.wasm";/, (_, name) =>
+const wasmImport = /import ?(\w+) ?from ?"\.\/index_bg\.wasm";/;
+if (!wasmImport.test(bundle)) throw new Error(`${build}/index.js has no import of ./index_bg.wasm this runner recognises`);
+bundle = bundle.replace(wasmImport, (_, name) =>
   `var ${name}=new WebAssembly.Module(__readFileSync(${JSON.stringify(path.resolve(build, "index_bg.wasm"))}));`);
 bundle = bundle.replace(/import ?\{ ?env(?: as (\w+))? ?\} ?from ?"cloudflare:workers";/, (_, name) => `var ${name ?? "env"}=globalThis.__env;`);
 if (/from ?"cloudflare:/.test(bundle)) throw new Error("the bundle imports a cloudflare: module this runner does not provide");
-const module = path.join(mkdtempSync(path.join(tmpdir(), "edge-sts-compiled-")), "index.mjs");
+const folder = mkdtempSync(path.join(tmpdir(), "edge-sts-compiled-"));
+process.on("exit", () => rmSync(folder, { recursive: true, force: true }));
+const module = path.join(folder, "index.mjs");
 writeFileSync(module, `import { readFileSync as __readFileSync } from "node:fs";\n${bundle}`);
 
 // Node's own fetch classes and Web Crypto load lazily: used once first, so that nothing of
@@ -64,8 +79,9 @@ mark("startup");
 const loading = performance.now();
 const worker = (await import(module)).default;
 const loaded = performance.now() - loading;
-// What the isolate's startup left running (the signing key's import) settles first.
-await new Promise((resolve) => setTimeout(resolve, 50));
+// What the isolate's startup left running (the signing key's import, then the state kept)
+// settles first: a macrotask after Web Crypto's promise, with time to spare.
+await new Promise((resolve) => setTimeout(resolve, 250));
 mark(`request (startup took ${loaded.toFixed(2)} ms)`);
 const init = requestPath === "/healthz"
   ? {}

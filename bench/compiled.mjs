@@ -10,7 +10,7 @@
 // functions (TOP, default 15). Node's V8 is not workerd's, so the milliseconds printed are only
 // indicative; the bytes are the build's.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { ROOT, setUp } from "./setup.mjs";
@@ -53,7 +53,10 @@ function functionNames(wasm) {
 }
 
 const bench = await setUp();
-const fixture = path.join(mkdtempSync(path.join(tmpdir(), "edge-sts-fixture-")), "fixture.json");
+// The fixture holds the bench's signing key and admin token (made for this run): removed on exit.
+const fixtureFolder = mkdtempSync(path.join(tmpdir(), "edge-sts-fixture-"));
+process.on("exit", () => rmSync(fixtureFolder, { recursive: true, force: true }));
+const fixture = path.join(fixtureFolder, "fixture.json");
 writeFileSync(fixture, JSON.stringify({ bindings: bench.bindings, state: bench.state, exchangeBody: bench.exchangeBody("ES256") }));
 await bench.close();
 

@@ -6,6 +6,11 @@
 //! derived reader of that shape first buffers the whole record into serde's generic content
 //! tree and then reads it again, once per level, and every exchange reads its account's record
 //! (the isolate caches the text, not the parsed account). Written out flat it is one pass.
+//!
+//! It is stricter than the derived reader on what only a hand edit of KV could make: a record
+//! with both `subject` and `subjectPattern`, or with a member twice, is refused where the
+//! derived reader took the first it met. Such a record reads as corrupt: an exchange that finds
+//! it answers 500, and the registry's one-time import skips it and logs it.
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! Access (`ACCESS_TEAM_DOMAIN` + `ACCESS_AUD`), all checked once per isolate. No I/O here; the
 //! Access assertion itself is verified by [`crate::exchange::access`].
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -124,7 +124,7 @@ impl std::fmt::Debug for Admins {
 }
 
 /// The raw secrets and vars; `None` (or empty) when unset.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AdminSecrets {
     pub admin_token: Option<String>,
     pub admin_tokens: Option<String>,
@@ -132,27 +132,44 @@ pub struct AdminSecrets {
     pub access_aud: Option<String>,
 }
 
+impl std::fmt::Debug for AdminSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Whether each is set, never the tokens.
+        let set = |value: &Option<String>| value.as_ref().map(|_| "<set>");
+        f.debug_struct("AdminSecrets")
+            .field("admin_token", &set(&self.admin_token))
+            .field("admin_tokens", &set(&self.admin_tokens))
+            .field("access_team_domain", &self.access_team_domain)
+            .field("access_aud", &self.access_aud)
+            .finish()
+    }
+}
+
 /// The admin secrets as an isolate holds them: checked on the first request that needs an
 /// administrator, not when the isolate starts. The token path never needs them, so a cold
 /// isolate's first exchange neither runs nor compiles the checks (docs/performance.md).
+/// Once checked, the secrets themselves are dropped: only their hashes are kept, as
+/// [`Admins`] keeps them.
 #[derive(Default)]
 pub struct LazyAdmins {
-    secrets: AdminSecrets,
+    secrets: RefCell<Option<AdminSecrets>>,
     checked: OnceCell<Result<Admins, SettingsError>>,
 }
 
 impl LazyAdmins {
     pub fn new(secrets: AdminSecrets) -> Self {
         Self {
-            secrets,
+            secrets: RefCell::new(Some(secrets)),
             checked: OnceCell::new(),
         }
     }
 
     /// The checked secrets ([`Admins::from_secrets`]), checked once.
     pub fn get(&self) -> &Result<Admins, SettingsError> {
-        self.checked
-            .get_or_init(|| Admins::from_secrets(&self.secrets))
+        self.checked.get_or_init(|| {
+            let secrets = self.secrets.take().unwrap_or_default();
+            Admins::from_secrets(&secrets)
+        })
     }
 }
 
@@ -475,5 +492,26 @@ mod tests {
         assert!(Admins::from_secrets(&AdminSecrets::default())
             .unwrap()
             .is_empty());
+    }
+
+    /// Neither the raw secrets nor a lazily checked set print a token, before or after the
+    /// check.
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let secrets = AdminSecrets {
+            admin_token: Some("tf-token-0123456789abcdef".into()),
+            admin_tokens: Some("not json, and secret-ish".into()),
+            ..AdminSecrets::default()
+        };
+        assert!(!format!("{secrets:?}").contains("tf-token"));
+        assert!(!format!("{secrets:?}").contains("secret-ish"));
+        let lazy = LazyAdmins::new(secrets);
+        assert!(!format!("{lazy:?}").contains("tf-token"));
+        assert!(lazy.get().is_err(), "ADMIN_TOKENS is not JSON");
+        let printed = format!("{lazy:?}");
+        assert!(
+            !printed.contains("tf-token") && !printed.contains("secret-ish"),
+            "{printed}"
+        );
     }
 }

@@ -13,6 +13,7 @@
 import { env } from "cloudflare:workers";
 import {
   fetch as handle,
+  forget_prepared,
   prepare,
   registry_command,
   registry_import,
@@ -23,14 +24,32 @@ import {
 // built now, while the isolate starts, not on its first request (src/platform/mod.rs
 // `prepare`). Should that fail, the first request builds it and answers with what went wrong;
 // a worker must never fail to start over its configuration.
+let preparedFrom = null; // the env prepared from, until the first request has compared its own
 try {
-  if (env) prepare(env);
+  if (env) {
+    preparedFrom = env;
+    prepare(env);
+  }
 } catch (error) {
   console.error("preparing the isolate failed; the first request will retry:", error);
 }
 
+/** Whether two envs have the same members, each the same value (the same binding object). */
+function sameEnv(a, b) {
+  const names = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const name of names) if (a[name] !== b[name]) return false;
+  return true;
+}
+
 export default {
   fetch(request, env, ctx) {
+    if (preparedFrom !== null) {
+      // The prepared state is kept only if the handler's env is the one it was built from:
+      // under the `disallow_importable_env` flag, say, the imported env is empty, and the first
+      // request builds the state from its own.
+      if (!sameEnv(preparedFrom, env)) forget_prepared();
+      preparedFrom = null;
+    }
     return handle(request, env, ctx);
   },
 };

@@ -64,6 +64,8 @@ struct IsolateState {
 
 thread_local! {
     static STATE: RefCell<Option<Rc<IsolateState>>> = const { RefCell::new(None) };
+    /// Set by [`forget_prepared`]: a [`prepare`] still under way stores nothing.
+    static PREPARED_FORGOTTEN: Cell<bool> = const { Cell::new(false) };
 }
 
 #[event(start)]
@@ -100,13 +102,27 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> JsValue {
 /// first request. Cloudflare starts an isolate while the client's TLS handshake is still under
 /// way, so this work (and V8's compiling of its code) is off the first request's path
 /// (docs/performance.md). Nothing here is lost if it fails or is not called: the first request
-/// builds the same state, as it does when the entry's `env` is not available.
+/// builds the same state. The entry keeps what is prepared only if the first request's `env`
+/// is the same ([`forget_prepared`]).
 #[wasm_bindgen]
 pub fn prepare(env: Env) -> JsValue {
     task::run(async move {
-        isolate_state(&env).await;
+        let state = build_state(&env).await;
+        if !PREPARED_FORGOTTEN.with(Cell::get) {
+            keep(state);
+        }
         JsValue::UNDEFINED
     })
+}
+
+/// Called by the JavaScript entry on the isolate's first request, before it is handled, when
+/// that request's `env` is not the one [`prepare`] was given (a runtime whose importable `env`
+/// is empty, under the `disallow_importable_env` flag): the prepared state, stored or still
+/// being built, is dropped, and the request builds one from its own `env`.
+#[wasm_bindgen]
+pub fn forget_prepared() {
+    PREPARED_FORGOTTEN.with(|forgotten| forgotten.set(true));
+    STATE.with(|state| state.borrow_mut().take());
 }
 
 /// The answer when even building the response failed.
@@ -194,12 +210,25 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
     response
 }
 
-/// The isolate's config, parsed on its first request. Vars and secrets cannot change under a
-/// running isolate: a new deployment or secret version starts new isolates.
+/// The isolate's config: the one [`prepare`] built when the isolate started, or else built now.
+/// Vars and secrets cannot change under a running isolate: a new deployment or secret version
+/// starts new isolates.
 async fn isolate_state(env: &Env) -> Rc<IsolateState> {
     if let Some(state) = STATE.with(|state| state.borrow().clone()) {
         return state;
     }
+    keep(build_state(env).await)
+}
+
+/// Keeps `state` as the isolate's, unless one is kept already. Requests that arrived together
+/// while the keys were imported each built a state; the first one stored is kept, with whatever
+/// its requests have cached since.
+fn keep(state: IsolateState) -> Rc<IsolateState> {
+    STATE.with(|slot| slot.borrow_mut().get_or_insert(Rc::new(state)).clone())
+}
+
+/// The config read from `env` and checked, the signing key imported.
+async fn build_state(env: &Env) -> IsolateState {
     let vars = vars(env);
     let signing_keys = secret(env, "SIGNING_KEYS");
     let admins = AdminSecrets {
@@ -234,7 +263,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
         admins: LazyAdmins::new(admins),
         key_sets: KeySets::default(),
     };
-    let state = Rc::new(IsolateState {
+    IsolateState {
         isolate,
         signer,
         verifier: WebCryptoVerifier::default(),
@@ -245,10 +274,7 @@ async fn isolate_state(env: &Env) -> Rc<IsolateState> {
             .ok()
             .map(WorkersRateLimiter),
         namespaces: kv(env, "ACCOUNTS").and_then(|accounts| Ok((accounts, kv(env, "JWKS_CACHE")?))),
-    });
-    // Requests that arrived together while the keys were imported each built a state; the
-    // first one stored is kept, with whatever its requests have cached since.
-    STATE.with(|slot| slot.borrow_mut().get_or_insert(state).clone())
+    }
 }
 
 /// The contract's vars, as the worker and the registry's object both read them.

@@ -38,12 +38,12 @@ export async function newSigningKey() {
  * ({ NAME: { limit, period } }).
  * `tls` ({ key, cert } in PEM, from tls.mjs) serves https instead of http (Microsoft's clients
  * refuse http authorities); `port` picks the port (0: any free one); `inspectorPort` opens V8's
- * inspector (bench/profile.mjs).
+ * inspector (bench/profile.mjs); `compatibilityFlags` adds workerd compatibility flags.
  * Every response received through `fetch` and `json` is checked against docs/openapi.json
  * (contract.mjs): one that does not fit throws.
  * Returns { url, fetch(path, init), json(path, init), kv(name), dispose() }.
  */
-export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits, tls, port = 0, inspectorPort } = {}) {
+export async function startWorker(bindings = {}, { logs, build = "build", modules, outbound, ratelimits, tls, port = 0, inspectorPort, compatibilityFlags } = {}) {
   const BUILD = path.resolve(ROOT, build);
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -53,6 +53,7 @@ export async function startWorker(bindings = {}, { logs, build = "build", module
         { type: "CompiledWasm", path: path.join(BUILD, "index_bg.wasm") },
       ],
       compatibilityDate: "2026-11-01",
+      ...(compatibilityFlags ? { compatibilityFlags } : {}),
       bindings: Object.fromEntries(Object.entries(bindings).filter(([, value]) => value !== undefined)),
       kvNamespaces: ["ACCOUNTS", "JWKS_CACHE"],
       // The account registry, SQLite-backed as wrangler.toml declares it (not for a replaced

@@ -85,3 +85,30 @@ test("Workers KV passes the conformance cases the in-memory twin is held to", as
   assert.equal(body.results.length, 7);
   for (const { case: name, passed, detail } of body.results) assert.ok(passed, `${name}: ${detail}`);
 });
+
+// The entry prepares the isolate's configuration at startup from `cloudflare:workers`' env
+// (src/platform/entry.mjs). Where that env is empty (the `disallow_importable_env` flag), what
+// was prepared from it is dropped and the first request builds the configuration from its own
+// env: no isolate is left with a configuration that lacks its bindings.
+test("an isolate whose importable env is empty configures itself from its first request", async () => {
+  const signingKey = await newSigningKey();
+  const bindings = { ...DEFAULT_VARS, ISSUER: "https://sts.example.com", SIGNING_KEYS: JSON.stringify({ keys: [signingKey] }), ADMIN_TOKEN };
+  for (const compatibilityFlags of [["disallow_importable_env"], []]) {
+    const own = await startWorker(bindings, { logs: [], compatibilityFlags });
+    try {
+      for (const path of ["/healthz", "/.well-known/jwks.json", "/healthz"]) {
+        const { status, body } = await own.json(path);
+        assert.equal(status, 200, `${compatibilityFlags} ${path}: ${JSON.stringify(body)}`);
+      }
+      const { body } = await own.json("/.well-known/jwks.json");
+      assert.equal(body.keys.length, 1);
+      assert.equal(body.keys[0].x, signingKey.x);
+      // (Each answer above needs the KV bindings: a configuration without them is a 500 on
+      // every route.) The admin API answers too.
+      const listed = await own.json("/v1/serviceaccounts", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      assert.equal(listed.status, 200, JSON.stringify(listed.body));
+    } finally {
+      await own.dispose();
+    }
+  }
+});
