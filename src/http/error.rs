@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::accounts::store::StoreError;
 use crate::config::settings::SettingsError;
 use crate::config::signing_keys::SigningKeysError;
 use crate::http::{Method, Response};
@@ -257,6 +258,18 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict { .. } => Self::Conflict { description },
             RegistryError::Stale { .. } => Self::PreconditionFailed { description },
             RegistryError::Unavailable(_) => Self::Unavailable { description },
+        }
+    }
+}
+
+/// A failed read of the accounts: KV's failure may pass (503, retry); a record that cannot be
+/// read will not (500, the operator's to mend).
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let description = format!("the accounts could not be read: {error}");
+        match error {
+            StoreError::Storage(_) => Self::Unavailable { description },
+            StoreError::Corrupt { .. } => Self::Internal { description },
         }
     }
 }

@@ -47,10 +47,7 @@ pub(crate) async fn answer<P: Platform>(
             };
             let account = AccountStore::new(platform.accounts())
                 .get(account_id)
-                .await
-                .map_err(|error| ApiError::Unavailable {
-                    description: format!("the accounts could not be read: {error}"),
-                })?;
+                .await?;
             account
                 .and_then(|account| active(&claims, &account))
                 .unwrap_or_else(inactive)

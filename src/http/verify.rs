@@ -66,12 +66,6 @@ pub(crate) async fn answer<P: Platform>(
         issuer: "",
         now,
     };
-    let verdict =
-        exchange
-            .dry_run(&account, token)
-            .await
-            .map_err(|error| ApiError::Unavailable {
-                description: format!("the accounts could not be read: {error}"),
-            })?;
+    let verdict = exchange.dry_run(&account, token).await?;
     Ok(Response::json(200, &verdict).with_header("cache-control", "no-store"))
 }

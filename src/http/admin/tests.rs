@@ -743,10 +743,9 @@ fn the_deep_health_check_reports_a_lagging_projection() {
     assert_eq!(deep().0, 200);
 }
 
-/// Introspection of a valid token while `ACCOUNTS` cannot be read: 503, not `active: false`
-/// (a resource server would turn away every valid token during a KV blip).
-#[test]
-fn introspection_that_cannot_read_the_account_is_unavailable_not_inactive() {
+/// A world with one account and a token minted for it, as introspection sees them: the world,
+/// the token, the account's id.
+fn minted_for_an_account() -> (World, String, String) {
     use crate::ports::Signer;
     use base64ct::{Base64UrlUnpadded, Encoding};
     let mut world = World::new(Some(TOKEN));
@@ -769,22 +768,51 @@ fn introspection_that_cannot_read_the_account_is_unavailable_not_inactive() {
     let signature = block_on(signer.sign(input.as_bytes())).unwrap();
     let token = format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature));
     world.isolate.signing_keys = Ok(keys);
-    let introspect = |world: &World| {
-        let mut request = request_as(TOKEN, Method::Post, "/oauth2/introspect", None);
-        request.headers.push((
-            "content-type".into(),
-            "application/x-www-form-urlencoded".into(),
-        ));
-        request.body = format!("token={token}").into_bytes();
-        world.send(request)
-    };
-    let (status, body, _) = introspect(&world);
+    let id = account["id"].as_str().unwrap().to_owned();
+    (world, token, id)
+}
+
+fn introspect(world: &World, token: &str) -> (u16, Value, Response) {
+    let mut request = request_as(TOKEN, Method::Post, "/oauth2/introspect", None);
+    request.headers.push((
+        "content-type".into(),
+        "application/x-www-form-urlencoded".into(),
+    ));
+    request.body = format!("token={token}").into_bytes();
+    world.send(request)
+}
+
+/// Introspection that cannot read the account because KV fails says so (503, retry), rather
+/// than calling a valid token inactive.
+#[test]
+fn introspection_that_cannot_read_the_account_is_unavailable_not_inactive() {
+    let (world, token, _) = minted_for_an_account();
+    let (status, body, _) = introspect(&world, &token);
     assert_eq!((status, &body["active"]), (200, &json!(true)), "{body}");
     world.platform.accounts.fail_with(Some("KV is down"));
-    let (status, body, _) = introspect(&world);
+    let (status, body, _) = introspect(&world, &token);
     assert_eq!(
         (status, &body["error"]),
         (503, &json!("temporarily_unavailable")),
+        "{body}"
+    );
+}
+
+/// A stored record that cannot be read is no outage to retry: 500, the operator's to mend.
+#[test]
+fn introspection_of_a_corrupt_record_is_a_server_error() {
+    let (world, token, id) = minted_for_an_account();
+    block_on(
+        world
+            .platform
+            .accounts
+            .put(&format!("account:{id}"), "{not json", None),
+    )
+    .unwrap();
+    let (status, body, _) = introspect(&world, &token);
+    assert_eq!(
+        (status, &body["error"]),
+        (500, &json!("server_error")),
         "{body}"
     );
 }
