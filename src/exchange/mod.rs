@@ -238,8 +238,10 @@ impl<P: Platform> Exchange<'_, P> {
         let account = record?.ok_or_else(|| {
             no_account(format!("client_id {client_id:?} is not a service account"))
         })?;
-        // The index matters only when the account is not for exactly this subject.
-        let entries = if account.fields.subject.is_exactly(sub) {
+        // The index matters only when the account is for this issuer but not for exactly this
+        // subject: a token from another issuer is refused for that before any other question.
+        let entries = if account.fields.issuer_url != *iss || account.fields.subject.is_exactly(sub)
+        {
             Vec::new()
         } else {
             entries?

@@ -587,6 +587,31 @@ fn issuer_mismatch_with_client_id() {
     }
 }
 
+/// A token from another issuer with a `client_id` is refused for its issuer, whatever that
+/// other issuer's index holds: it is neither needed nor a reason to fail.
+#[test]
+fn issuer_mismatch_with_client_id_does_not_depend_on_the_tokens_issuers_index() {
+    let world = World::new();
+    let account = world.add_account(ACCOUNT_1, json!({}));
+    let other = "https://other.example.com";
+    let index_key = crate::accounts::store::issuer_index_key(other);
+    block_on(
+        world
+            .platform
+            .accounts
+            .put(&index_key, "{not an index", None),
+    )
+    .unwrap();
+    let rejection = world.rejection(
+        &es256(
+            &world,
+            &with(json!({ "iss": other, "sub": "repo:acme/other" })),
+        ),
+        Some(&account.id),
+    );
+    assert_eq!(rejection.reason, Reason::IssuerMismatch);
+}
+
 #[test]
 fn audience_mismatch() {
     let world = World::new();
