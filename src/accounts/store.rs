@@ -5,7 +5,7 @@
 //! | key | value | read by |
 //! |---|---|---|
 //! | `account:{id}` | the [`Account`] as JSON | token path after the index; introspection; the dry run |
-//! | `issuer:{sha256(issuerURL), base64url}` | [`IssuerIndex`]: `{issuerURL, accounts: [{id, subject \| subjectPattern, jwksURI?}]}` | token path: the candidates for a token's `iss`, in one read |
+//! | `issuer:{sha256(issuerURL), base64url}` | [`IssuerIndex`]: `{issuerURL, accounts: [{id, subject \| subjectPattern, jwksURI?, jwks?: true}]}` | token path: the candidates for a token's `iss`, in one read |
 //!
 //! The record is the truth; the index is only a list of candidates, and the token path checks
 //! every candidate against its record. So a moment where one key is written and the other not
@@ -38,6 +38,10 @@ pub struct IndexEntry {
     /// The account's `jwksURI`, when it names one (a hint; absent in indexes written before).
     #[serde(rename = "jwksURI", default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// Whether the account holds its keys inline (`jwks`): then no key set is read ahead (a
+    /// hint; absent, false, in indexes written before).
+    #[serde(rename = "jwks", default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline_jwks: bool,
 }
 
 impl IndexEntry {
@@ -47,6 +51,7 @@ impl IndexEntry {
             id: account.id.clone(),
             subject: account.fields.subject.clone(),
             jwks_uri: account.fields.jwks_uri.clone(),
+            inline_jwks: account.fields.jwks.is_some(),
         }
     }
 }
@@ -185,11 +190,13 @@ mod tests {
                     id: "a1".into(),
                     subject: SubjectRule::Exact("repo:acme/app".into()),
                     jwks_uri: None,
+                    inline_jwks: false,
                 },
                 IndexEntry {
                     id: "a2".into(),
                     subject: SubjectRule::Pattern("repo:acme/*".into()),
                     jwks_uri: None,
+                    inline_jwks: false,
                 }
             ]
         );

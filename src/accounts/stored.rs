@@ -78,7 +78,7 @@ impl TryFrom<StoredAccount> for Account {
     }
 }
 
-/// An index entry as stored: `{id, subject | subjectPattern, jwksURI?}`.
+/// An index entry as stored: `{id, subject | subjectPattern, jwksURI?, jwks?: true}`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct StoredEntry {
@@ -89,6 +89,8 @@ pub(super) struct StoredEntry {
     subject_pattern: Option<Glob>,
     #[serde(rename = "jwksURI", default)]
     jwks_uri: Option<String>,
+    #[serde(rename = "jwks", default)]
+    inline_jwks: bool,
 }
 
 impl TryFrom<StoredEntry> for IndexEntry {
@@ -99,6 +101,7 @@ impl TryFrom<StoredEntry> for IndexEntry {
             id: stored.id,
             subject: SubjectRule::from_members(stored.subject, stored.subject_pattern)?,
             jwks_uri: stored.jwks_uri,
+            inline_jwks: stored.inline_jwks,
         })
     }
 }
@@ -156,6 +159,7 @@ mod tests {
         for entry in [
             json!({ "id": "a", "subject": "repo:acme/app:ref:refs/heads/main" }),
             json!({ "id": "b", "subjectPattern": "repo:acme/*", "jwksURI": "https://idp.test/jwks" }),
+            json!({ "id": "c", "subject": "system:serviceaccount:ci:deployer", "jwks": true }),
         ] {
             let read: IndexEntry = serde_json::from_value(entry.clone()).unwrap();
             assert_eq!(serde_json::to_value(&read).unwrap(), entry);

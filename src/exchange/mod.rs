@@ -278,16 +278,20 @@ impl<P: Platform> Exchange<'_, P> {
             .collect();
         let candidates: Vec<&str> = matching.iter().map(|entry| entry.id.as_str()).collect();
         // The key set the likely account uses (an exact subject before a pattern): its
-        // `jwksURI`, or else the issuer's discovered one.
+        // `jwksURI`, or else the issuer's discovered one; none for keys held inline.
         let likely = matching
             .iter()
-            .min_by_key(|entry| !entry.subject.is_exactly(sub))
-            .map(|entry| entry.jwks_uri.clone());
+            .min_by_key(|entry| !entry.subject.is_exactly(sub));
         let discovered = self.discovered(iss, discovery);
         let url = match likely {
-            Some(Some(uri)) => Some(uri),
-            Some(None) => discovered,
-            None => None,
+            Some(IndexEntry {
+                jwks_uri: Some(uri),
+                ..
+            }) => Some(uri.clone()),
+            Some(IndexEntry {
+                inline_jwks: false, ..
+            }) => discovered,
+            _ => None,
         };
         let (records, ahead) =
             join(store.get_many(&candidates), self.read_ahead(url.as_deref())).await;

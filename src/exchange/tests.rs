@@ -1511,6 +1511,36 @@ fn an_inline_jwks_is_used_as_it_is_and_never_fetched() {
     assert!(world.platform.fetcher.requests().is_empty());
 }
 
+/// An account with its keys inline reads no key set ahead, even where the issuer's discovered
+/// key set is in `JWKS_CACHE` (another account of the issuer uses it): warm exchanges of an
+/// isolate that never verified with that set make no `JWKS_CACHE` read.
+#[test]
+fn an_inline_jwks_account_reads_no_key_set_ahead() {
+    let world = World::new();
+    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
+    let discovering = "repo:acme/discovering";
+    world.add_account("acct-1", json!({"jwksURI": null, "subject": discovering}));
+    let token = es256(&world, &with(json!({ "sub": discovering })));
+    assert!(world.run(&token, None, None).result.is_ok());
+    world.add_account(
+        "acct-2",
+        json!({"jwksURI": null, "jwks": world.issuer.jwks()}),
+    );
+    let cold = world.cold_copy(true);
+    assert!(cold
+        .run(&es256(&cold, &claims()), None, None)
+        .result
+        .is_ok());
+    let reads = cold.platform.jwks_cache.reads();
+    for _ in 0..3 {
+        assert!(cold
+            .run(&es256(&cold, &claims()), None, None)
+            .result
+            .is_ok());
+    }
+    assert_eq!(cold.platform.jwks_cache.reads(), reads);
+}
+
 /// An Entra client asks for `<resource>/.default`: all of the account's scopes.
 #[test]
 fn an_entra_default_scope_is_all_of_the_accounts_scopes() {
