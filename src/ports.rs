@@ -77,6 +77,9 @@ pub struct KeyPage {
     pub cursor: Option<String>,
 }
 
+/// Most keys in one Workers KV bulk read (its limit).
+pub const MAX_BULK_GET_KEYS: usize = 100;
+
 /// A key-value namespace with eventually consistent reads, as Workers KV is.
 pub trait KeyValueStore {
     /// The value under `key`, if any.
@@ -110,7 +113,8 @@ pub trait KeyValueStore {
     /// Tells a cache in front of the store what `key` now holds (`None`: absent), as learnt from
     /// the one writer of the store; a store without a cache ignores it.
     fn remember(&self, _key: &str, _value: Option<&str>) {}
-    /// The values under `keys`, in the same order. Workers KV reads up to 100 in one operation.
+    /// The values under `keys`, in the same order. Workers KV reads up to
+    /// [`MAX_BULK_GET_KEYS`] in one operation.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {

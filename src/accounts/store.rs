@@ -100,19 +100,11 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
         Self { kv }
     }
 
-    async fn read(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.kv.get(key).await?)
-    }
-
     /// The account with this id, if any.
     pub async fn get(&self, id: &str) -> Result<Option<Account>, StoreError> {
         let key = account_key(id);
-        match self.read(&key).await? {
-            None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt { key }),
-        }
+        let value = self.kv.get(&key).await?;
+        parse(key, value)
     }
 
     /// The accounts with these ids, in the same order, in one read.
@@ -121,25 +113,28 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
         let values = self.kv.get_many(&keys).await?;
         keys.into_iter()
             .zip(values)
-            .map(|(key, value)| match value {
-                None => Ok(None),
-                Some(text) => serde_json::from_str(&text)
-                    .map(Some)
-                    .map_err(|_| StoreError::Corrupt { key }),
-            })
+            .map(|(key, value)| parse(key, value))
             .collect()
     }
 
     /// The index entries for `issuer_url`: the candidate accounts of a token with that `iss`.
     pub async fn candidates(&self, issuer_url: &str) -> Result<Vec<IndexEntry>, StoreError> {
         let key = issuer_index_key(issuer_url);
-        match self.read(&key).await? {
-            None => Ok(Vec::new()),
-            Some(text) => serde_json::from_str::<IssuerIndex>(&text)
-                .map(|index| index.accounts)
-                .map_err(|_| StoreError::Corrupt { key }),
-        }
+        let value = self.kv.get(&key).await?;
+        Ok(parse::<IssuerIndex>(key, value)?
+            .map(|index| index.accounts)
+            .unwrap_or_default())
     }
+}
+
+/// A stored value read back: absent is `None`; one that does not parse is [`StoreError::Corrupt`].
+fn parse<T: serde::de::DeserializeOwned>(
+    key: String,
+    value: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    value
+        .map(|text| serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { key }))
+        .transpose()
 }
 
 #[cfg(test)]

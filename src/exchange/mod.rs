@@ -341,12 +341,16 @@ impl<P: Platform> Exchange<'_, P> {
 
     /// The discovered JWKS URL of the issuer, from memory or the document read `ahead`.
     fn discovered(&self, issuer_url: &str, ahead: Option<ReadAhead>) -> Option<String> {
-        let sources = Sources {
+        self.key_sets
+            .discovered(issuer_url, ahead, &self.sources(), self.now)
+    }
+
+    /// Where key sets come from: the platform's fetch and `JWKS_CACHE`.
+    fn sources(&self) -> Sources<'_, P> {
+        Sources {
             platform: self.platform,
             allow_http_loopback: self.settings.allow_http_loopback,
-        };
-        self.key_sets
-            .discovered(issuer_url, ahead, &sources, self.now)
+        }
     }
 
     /// The `JWKS_CACHE` entry of the key set at `url`, if there is a URL and the isolate has no
@@ -374,10 +378,7 @@ impl<P: Platform> Exchange<'_, P> {
             let keys = keys::select(&set, token.alg, kid)?;
             return compiled_apart(verify(token, &keys, verifier)).await;
         }
-        let sources = Sources {
-            platform: self.platform,
-            allow_http_loopback: self.settings.allow_http_loopback,
-        };
+        let sources = self.sources();
         let url = self
             .key_sets
             .jwks_url(

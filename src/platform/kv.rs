@@ -9,10 +9,7 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::Context;
 
 use super::task;
-use crate::ports::{KeyPage, KeyValueStore, StorageError};
-
-/// Most keys in one bulk read (Workers KV's limit).
-const MAX_BULK_GET_KEYS: usize = 100;
+use crate::ports::{KeyPage, KeyValueStore, StorageError, MAX_BULK_GET_KEYS};
 
 /// One KV namespace binding (`ACCOUNTS` or `JWKS_CACHE`).
 pub struct WorkersKv {

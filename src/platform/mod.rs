@@ -230,12 +230,12 @@ fn keep(state: IsolateState) -> Rc<IsolateState> {
 /// The config read from `env` and checked, the signing key imported.
 async fn build_state(env: &Env) -> IsolateState {
     let vars = vars(env);
-    let signing_keys = secret(env, "SIGNING_KEYS");
+    let signing_keys = string_binding(env, "SIGNING_KEYS");
     let admins = AdminSecrets {
-        admin_token: secret(env, "ADMIN_TOKEN"),
-        admin_tokens: secret(env, "ADMIN_TOKENS"),
-        access_team_domain: var(env, "ACCESS_TEAM_DOMAIN"),
-        access_aud: var(env, "ACCESS_AUD"),
+        admin_token: string_binding(env, "ADMIN_TOKEN"),
+        admin_tokens: string_binding(env, "ADMIN_TOKENS"),
+        access_team_domain: string_binding(env, "ACCESS_TEAM_DOMAIN"),
+        access_aud: string_binding(env, "ACCESS_AUD"),
     };
     let mut signing_keys = SigningKeys::parse(signing_keys.as_deref().unwrap_or(""));
     // Web Crypto checks what the core cannot cheaply: that each point is on the curve and
@@ -268,7 +268,7 @@ async fn build_state(env: &Env) -> IsolateState {
         signer,
         verifier: WebCryptoVerifier::default(),
         accounts: AccountCache::default(),
-        server_timing: var(env, "SERVER_TIMING").as_deref() == Some("true"),
+        server_timing: string_binding(env, "SERVER_TIMING").as_deref() == Some("true"),
         rate_limiter: env
             .rate_limiter("TOKEN_RATE_LIMIT")
             .ok()
@@ -280,16 +280,12 @@ async fn build_state(env: &Env) -> IsolateState {
 /// The contract's vars, as the worker and the registry's object both read them.
 fn vars(env: &Env) -> Vars {
     Vars {
-        issuer: var(env, "ISSUER"),
-        tenant_id: var(env, "TENANT_ID"),
-        scopes: var(env, "SCOPES"),
-        clock_skew_seconds: var(env, "CLOCK_SKEW_SECONDS"),
-        allow_http_loopback: var(env, "ALLOW_HTTP_LOOPBACK"),
+        issuer: string_binding(env, "ISSUER"),
+        tenant_id: string_binding(env, "TENANT_ID"),
+        scopes: string_binding(env, "SCOPES"),
+        clock_skew_seconds: string_binding(env, "CLOCK_SKEW_SECONDS"),
+        allow_http_loopback: string_binding(env, "ALLOW_HTTP_LOOPBACK"),
     }
-}
-
-fn var(env: &Env, name: &str) -> Option<String> {
-    string_binding(env, name)
 }
 
 fn kv(env: &Env, binding: &'static str) -> Result<KvStore, ApiError> {
@@ -297,10 +293,6 @@ fn kv(env: &Env, binding: &'static str) -> Result<KvStore, ApiError> {
         setting: binding,
         problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
     })
-}
-
-fn secret(env: &Env, name: &str) -> Option<String> {
-    string_binding(env, name)
 }
 
 /// A var or a secret: to the worker both are string properties of `env` (a var that is not a

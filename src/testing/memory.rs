@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::ports::{
     Clock, Entropy, EntropyError, FetchError, Fetched, KeyPage, KeySetFetcher, KeyValueStore,
-    StorageError,
+    StorageError, MAX_BULK_GET_KEYS,
 };
 
 /// Runs a future that only awaits in-memory services to completion. Those never pend, so one
@@ -172,9 +172,6 @@ impl KeyValueStore for MemoryStore {
             .collect())
     }
 }
-
-/// Most keys in one Workers KV bulk read.
-pub const MAX_BULK_GET_KEYS: usize = 100;
 
 /// `fetch()` in memory: answers from a table of URLs, and counts the calls.
 #[derive(Debug, Default)]
