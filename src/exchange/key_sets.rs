@@ -143,6 +143,18 @@ impl<T> Shelf<T> {
     fn put(&self, name: &str, cached: Cached<T>) {
         self.documents.borrow_mut().insert(name.to_owned(), cached);
     }
+
+    /// A copy read from `JWKS_CACHE` (another isolate's), kept if it is newer than the one held:
+    /// an older copy never replaces this isolate's. Whether it was kept.
+    fn offer(&self, name: &str, cached: &Cached<T>) -> bool {
+        let newer = self
+            .get(name)
+            .is_none_or(|mine| cached.fresh_until > mine.fresh_until);
+        if newer {
+            self.put(name, cached.clone());
+        }
+        newer
+    }
 }
 
 /// The isolate's key sets and discovered JWKS URIs. Lives as long as the isolate.
@@ -156,7 +168,7 @@ pub struct KeySets {
     failures: RefCell<HashMap<String, Failure>>,
     /// Accounts' inline key sets, parsed once, by their JSON text.
     inline: RefCell<HashMap<String, Rc<KeySet>>>,
-    /// Issuers whose discovery document `JWKS_CACHE` did not hold when read ahead, until when
+    /// Issuers whose discovery document `JWKS_CACHE` did not hold fresh when read ahead, until when
     /// (an hour) not to read ahead again: most accounts name a `jwksURI`, and their issuers
     /// never have one, so the read ahead costs them one KV read per isolate and hour.
     no_stored_discovery: RefCell<HashMap<String, i64>>,
@@ -194,7 +206,7 @@ pub(crate) struct ReadAhead {
 impl KeySets {
     /// Before the account is known (its index is being read): the issuer's discovery document's
     /// `JWKS_CACHE` entry, unless memory holds the document fresh or `JWKS_CACHE` lately had
-    /// none. Then [`Self::discovered`] can name the key set to read ahead with the records, so
+    /// none fresh. Then [`Self::discovered`] can name the key set to read ahead with the records, so
     /// an account without `jwksURI` also waits on KV twice, not four times.
     pub(crate) async fn read_ahead_discovery<P: Platform>(
         &self,
@@ -229,23 +241,34 @@ impl KeySets {
         now: i64,
     ) -> Option<String> {
         if let Some(ahead) = ahead {
-            match ahead.value {
+            let stored = match ahead.value {
                 Ok(Some(text)) => {
                     let parse = discovery_parser(issuer_url, sources);
-                    if let Some(cached) = from_stored(&text, &discovery_url(issuer_url), &parse) {
-                        self.jwks_uris.put(issuer_url, cached);
-                    }
+                    from_stored(&text, &discovery_url(issuer_url), &parse)
                 }
-                Ok(None) => {
-                    let mut absent = self.no_stored_discovery.borrow_mut();
-                    if absent.len() >= MAX_INLINE_SETS {
-                        absent.clear();
-                    }
-                    absent.insert(issuer_url.to_owned(), now + DEFAULT_FRESH_SECONDS);
+                Ok(None) => None,
+                // KV failing says nothing of what it holds: asked again next time.
+                Err(_) => return self.fresh_jwks_uri(issuer_url, now),
+            };
+            let fresh = stored.is_some_and(|cached| {
+                self.jwks_uris.offer(issuer_url, &cached);
+                cached.is_fresh(now)
+            });
+            // Nothing fresh stored (absent, stale or unreadable): not read ahead again for a
+            // while; an exchange that needs the document fetches and keeps it.
+            if !fresh {
+                let mut absent = self.no_stored_discovery.borrow_mut();
+                if absent.len() >= MAX_INLINE_SETS {
+                    absent.clear();
                 }
-                Err(_) => {}
+                absent.insert(issuer_url.to_owned(), now + DEFAULT_FRESH_SECONDS);
             }
         }
+        self.fresh_jwks_uri(issuer_url, now)
+    }
+
+    /// The discovered JWKS URL held fresh in memory.
+    fn fresh_jwks_uri(&self, issuer_url: &str, now: i64) -> Option<String> {
         self.jwks_uris
             .get(issuer_url)
             .filter(|cached| cached.is_fresh(now))
@@ -415,14 +438,7 @@ impl KeySets {
         };
         if let Ok(Some(text)) = read {
             let stored = from_stored(&text, wanted.url, wanted.parse);
-            // Another isolate's newer copy is taken; an older one never replaces this one's.
-            let newer = |cached: &Cached<T>| {
-                stale
-                    .as_ref()
-                    .is_none_or(|mine| cached.fresh_until > mine.fresh_until)
-            };
-            if let Some(cached) = stored.filter(newer) {
-                wanted.shelf.put(wanted.name, cached.clone());
+            if let Some(cached) = stored.filter(|cached| wanted.shelf.offer(wanted.name, cached)) {
                 if cached.is_fresh(now) {
                     return Ok(cached.value);
                 }

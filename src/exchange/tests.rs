@@ -1541,6 +1541,33 @@ fn an_inline_jwks_account_reads_no_key_set_ahead() {
     assert_eq!(cold.platform.jwks_cache.reads(), reads);
 }
 
+/// A stale discovery document in `JWKS_CACHE` (its issuer's accounts now all name a
+/// `jwksURI`) is read ahead once, not on every warm exchange.
+#[test]
+fn a_stale_stored_discovery_document_is_not_read_ahead_on_every_exchange() {
+    let world = World::new();
+    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
+    world.add_account("acct-1", json!({"jwksURI": null}));
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    // Two hours on, at a location holding that document, long past its freshness.
+    let mut later = world.cold_copy(false);
+    later.now = NOW + 7200;
+    later.add_account("acct-1", json!({}));
+    let token = es256(
+        &later,
+        &with(json!({"iat": later.now - 60, "exp": later.now + 540})),
+    );
+    assert!(later.run(&token, None, None).result.is_ok());
+    let reads = later.platform.jwks_cache.reads();
+    for _ in 0..3 {
+        assert!(later.run(&token, None, None).result.is_ok());
+    }
+    assert_eq!(later.platform.jwks_cache.reads(), reads);
+}
+
 /// An Entra client asks for `<resource>/.default`: all of the account's scopes.
 #[test]
 fn an_entra_default_scope_is_all_of_the_accounts_scopes() {
