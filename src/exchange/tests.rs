@@ -873,7 +873,7 @@ fn a_dry_run_that_cannot_read_the_accounts_is_a_storage_failure() {
             .exchange()
             .dry_run(&account, &es256(&world, &claims())),
     );
-    assert!(answer.is_err(), "{answer:?}");
+    assert!(matches!(answer, Err(StoreError::Storage(_))), "{answer:?}");
 }
 
 /// A record that cannot be read back is no outage: retrying cannot help, so it is not told

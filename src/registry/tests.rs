@@ -387,6 +387,27 @@ fn an_issuers_index_is_rewritten_only_when_its_entry_changes() {
     assert!(projected[2].value.as_deref().unwrap().contains(&account.id));
 }
 
+/// The index entry names the account's key set (`jwksURI`, or `jwks: true` for inline keys),
+/// so a change of either rewrites the issuer's index with the record.
+#[test]
+fn a_change_of_the_key_set_rewrites_the_issuers_index() {
+    let world = World::new();
+    let (account, _) = world.create(body("repo:acme/app")).unwrap();
+    let moved = world
+        .patch(
+            &account.id,
+            json!({"jwksURI": "https://token.actions.githubusercontent.com/.well-known/other-jwks"}),
+            None,
+        )
+        .unwrap();
+    let index = moved
+        .projected
+        .iter()
+        .find(|entry| entry.key == issuer_index_key(GITHUB))
+        .expect("the index is rewritten");
+    assert!(index.value.as_deref().unwrap().contains("other-jwks"));
+}
+
 /// The Durable Object's JavaScript (`entry.mjs`, `queuedKeys`) tells from an answer's text
 /// whether to project: an `Ok` that ends in an empty `projected` queued nothing.
 #[test]
