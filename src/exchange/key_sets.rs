@@ -27,6 +27,7 @@ use std::rc::Rc;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -68,7 +69,11 @@ const INVALID: &str =
     "the issuer's keys could not be used: it does not publish a usable key set; try again later";
 
 /// Parses a fetched (or stored) document into its in-memory form and the JSON kept in KV.
-type Parse<'p, T> = &'p dyn Fn(&[u8]) -> Result<(T, Value), String>;
+type Parse<'p, T> = &'p dyn Fn(&[u8]) -> Result<T, String>;
+
+/// A parsed document's form in `JWKS_CACHE`: made only when a fetched one is kept, never when
+/// a stored one is read.
+type StoredForm<'p, T> = &'p dyn Fn(&T) -> Value;
 
 /// A document as kept in memory.
 #[derive(Debug)]
@@ -111,14 +116,15 @@ impl Failure {
     }
 }
 
-/// A document as kept in `JWKS_CACHE`.
+/// A document as kept in `JWKS_CACHE`: written with `V` a [`Value`], read with `V` the
+/// document's text as stored, parsed once by the document's own parser.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Stored {
+struct Stored<V> {
     url: String,
     fetched_at: i64,
     fresh_until: i64,
-    value: Value,
+    value: V,
 }
 
 /// One kind of document kept in isolate memory, by name.
@@ -193,6 +199,7 @@ struct Wanted<'a, T> {
     name: &'a str,
     url: &'a str,
     parse: Parse<'a, T>,
+    stored_form: StoredForm<'a, T>,
     ahead: Option<ReadAhead>,
 }
 
@@ -288,12 +295,14 @@ impl KeySets {
         }
         let discovery_url = discovery_url(issuer_url);
         let parse = discovery_parser(issuer_url, sources);
+        let stored_form = |jwks_uri: &String| json!({ "issuer": issuer_url, "jwks_uri": jwks_uri });
         let wanted = Wanted {
             shelf: &self.jwks_uris,
             prefix: DISCOVERY_PREFIX,
             name: issuer_url,
             url: &discovery_url,
             parse: &parse,
+            stored_form: &stored_form,
             ahead: None,
         };
         let uri = self.find(wanted, sources, now).await?;
@@ -413,7 +422,8 @@ impl KeySets {
             prefix: JWKS_PREFIX,
             name: url,
             url,
-            parse: &parse_stored_key_set,
+            parse: &parse_key_set,
+            stored_form: &stored_key_set,
             ahead: None,
         }
     }
@@ -471,7 +481,7 @@ impl KeySets {
         wanted: &Wanted<'_, T>,
         sources: &Sources<'_, P>,
         now: i64,
-    ) -> Result<((T, Value), Fetch), Rejection> {
+    ) -> Result<(T, Fetch), Rejection> {
         match fetch(wanted.url, sources.platform.fetcher(), wanted.parse).await {
             Ok((parsed, max_age)) => {
                 self.failures.borrow_mut().remove(wanted.url);
@@ -495,9 +505,10 @@ impl KeySets {
         &self,
         wanted: &Wanted<'_, T>,
         sources: &Sources<'_, P>,
-        (value, stored_value): (T, Value),
+        value: T,
         fetched: Fetch,
     ) -> Rc<T> {
+        let stored_value = (wanted.stored_form)(&value);
         let cached = Cached {
             value: Rc::new(value),
             fresh_until: fetched.at + fetched.max_age,
@@ -534,7 +545,7 @@ struct Fetch {
 fn discovery_parser<'a, P: Platform>(
     issuer_url: &'a str,
     sources: &'a Sources<'_, P>,
-) -> impl Fn(&[u8]) -> Result<(String, Value), String> + 'a {
+) -> impl Fn(&[u8]) -> Result<String, String> + 'a {
     move |body| {
         discovered_jwks_uri(
             body,
@@ -561,13 +572,12 @@ fn cache_key(prefix: &str, name: &str) -> String {
 }
 
 fn from_stored<T>(text: &str, url: &str, parse: Parse<'_, T>) -> Option<Cached<T>> {
-    let stored: Stored = serde_json::from_str(text).ok()?;
+    let stored: Stored<&RawValue> = serde_json::from_str(text).ok()?;
     // A hand edit (or a hash collision) must not serve another URL's document.
     if stored.url != url {
         return None;
     }
-    let body = serde_json::to_vec(&stored.value).ok()?;
-    let (value, _) = parse(&body).ok()?;
+    let value = parse(stored.value.get().as_bytes()).ok()?;
     Some(Cached {
         value: Rc::new(value),
         fresh_until: stored.fresh_until,
@@ -580,7 +590,7 @@ async fn fetch<T, F: KeySetFetcher>(
     url: &str,
     fetcher: &F,
     parse: Parse<'_, T>,
-) -> Result<((T, Value), i64), Rejection> {
+) -> Result<(T, i64), Rejection> {
     let unavailable = |why: String| {
         Rejection::new(Reason::JwksUnavailable, UNAVAILABLE)
             .with_detail(format!("fetching {url} failed: {why}"))
@@ -619,11 +629,10 @@ pub fn freshness(cache_control: Option<&str>) -> i64 {
         .clamp(MIN_FRESH_SECONDS, MAX_FRESH_SECONDS)
 }
 
-/// A JWKS body: the parsed set, and the usable keys for KV.
-fn parse_stored_key_set(body: &[u8]) -> Result<(KeySet, Value), String> {
-    let set = parse_key_set(body)?;
+/// A key set's form in `JWKS_CACHE`: its usable keys.
+fn stored_key_set(set: &KeySet) -> Value {
     let keys: Vec<Value> = set.keys.iter().map(|key| key.to_jwk()).collect();
-    Ok((set, json!({ "keys": keys })))
+    json!({ "keys": keys })
 }
 
 /// An OIDC discovery document: its `jwks_uri`, after checking its `issuer` is the account's.
@@ -632,7 +641,7 @@ fn discovered_jwks_uri(
     issuer_url: &str,
     allow_http_loopback: bool,
     urls: &dyn UrlParser,
-) -> Result<(String, Value), String> {
+) -> Result<String, String> {
     let document = parse_strict(body, 32)
         .map_err(|error| format!("the discovery document is not JSON: {error}"))?;
     let issuer = document
@@ -648,11 +657,8 @@ fn discovered_jwks_uri(
         .get("jwks_uri")
         .and_then(Value::as_str)
         .ok_or("the discovery document has no jwks_uri")?;
-    let jwks_uri = normalize_url(jwks_uri, allow_http_loopback, urls)
-        .map_err(|problem| format!("the discovery document's jwks_uri is refused: {problem}"))?;
-    // Stored in the same shape it is read back from.
-    let stored = json!({ "issuer": issuer, "jwks_uri": jwks_uri });
-    Ok((jwks_uri, stored))
+    normalize_url(jwks_uri, allow_http_loopback, urls)
+        .map_err(|problem| format!("the discovery document's jwks_uri is refused: {problem}"))
 }
 
 #[cfg(test)]

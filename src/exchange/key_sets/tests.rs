@@ -181,3 +181,41 @@ fn an_older_shared_copy_does_not_replace_a_newer_one_in_memory() {
         "its own copy serves until NOW + 4600 + 24 h"
     );
 }
+
+/// The shared copy holds the set's usable keys, read back as they were; one whose value is
+/// not a usable key set (a hand edit) is not served: the set is fetched again.
+#[test]
+fn the_shared_copy_is_the_usable_keys_and_an_unusable_one_is_fetched_again() {
+    let fixture = Fixture::new();
+    let fetched = fixture.get(NOW).unwrap();
+    let key = cache_key(JWKS_PREFIX, URL);
+    let stored = fixture.platform.jwks_cache.entry(&key).unwrap().value;
+    let record: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(
+        record["value"],
+        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "k1"}]})
+    );
+    let other = Fixture::new();
+    block_on(other.platform.jwks_cache.put(&key, &stored, None)).unwrap();
+    assert_eq!(*other.get(NOW + 10).unwrap(), *fetched);
+    assert_eq!(other.fetches(), 0);
+
+    for value in [
+        json!({"keys": []}),
+        json!("keys"),
+        json!({"keys": [{"kty": "oct"}]}),
+    ] {
+        let unusable =
+            json!({"url": URL, "fetchedAt": NOW, "freshUntil": NOW + 3_600, "value": value});
+        let fixture = Fixture::new();
+        block_on(
+            fixture
+                .platform
+                .jwks_cache
+                .put(&key, &unusable.to_string(), None),
+        )
+        .unwrap();
+        assert!(fixture.get(NOW + 10).is_ok(), "{value}");
+        assert_eq!(fixture.fetches(), 1, "{value}");
+    }
+}
