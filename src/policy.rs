@@ -26,12 +26,32 @@ pub(crate) struct Context<'a> {
     /// The account for exactly the token's (`iss`, `sub`), when it is another than the one
     /// checked (a `client_id` named a pattern account): its being disabled blocks the subject.
     pub exact_account: Option<&'a Account>,
+    /// Whether a check that passes says why.
+    pub explain: Explain,
+}
+
+/// Whether a check that passes says why: the dry run shows it; the exchange does not, and
+/// skips the formatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Explain {
+    Yes,
+    No,
+}
+
+impl Explain {
+    /// A pass, with `why` when explaining, else with nothing to say.
+    fn pass(self, why: impl FnOnce() -> String) -> Result<String, Rejection> {
+        Ok(match self {
+            Self::Yes => why(),
+            Self::No => String::new(),
+        })
+    }
 }
 
 /// A check before the signature: of the account against the token's unverified identity.
 pub(crate) struct IdentityCheck {
     pub name: &'static str,
-    pub run: fn(&Account, &Identity) -> Result<String, Rejection>,
+    pub run: fn(&Account, &Identity, Explain) -> Result<String, Rejection>,
 }
 
 /// A check after the signature: the token's claims are the issuer's word now.
@@ -72,10 +92,10 @@ pub(crate) const AFTER_SIGNATURE: &[TokenCheck] = &[
 
 /// The token's `iss` must be the account's `issuerURL`. Said before the signature, so the
 /// account is named by its id, not by its configured issuer.
-fn issuer(account: &Account, identity: &Identity) -> Result<String, Rejection> {
+fn issuer(account: &Account, identity: &Identity, explain: Explain) -> Result<String, Rejection> {
     let iss = &identity.iss;
     if account.fields.issuer_url == *iss {
-        return Ok(format!("iss is the account's issuerURL {iss:?}"));
+        return explain.pass(|| format!("iss is the account's issuerURL {iss:?}"));
     }
     reject(
         Reason::IssuerMismatch,
@@ -94,10 +114,12 @@ fn time(
     context: &Context<'_>,
 ) -> Result<String, Rejection> {
     let times = check_times(token.claims(), context.now, context.leeway)?;
-    Ok(format!(
-        "valid now; lifetime {} s (at most {MAX_LIFETIME_SECONDS})",
-        times.exp - times.iat
-    ))
+    context.explain.pass(|| {
+        format!(
+            "valid now; lifetime {} s (at most {MAX_LIFETIME_SECONDS})",
+            times.exp - times.iat
+        )
+    })
 }
 
 /// The token's `aud` must contain the account's `audience` exactly.
@@ -105,12 +127,12 @@ fn audience(
     account: &Account,
     token: &VerifiedToken<'_>,
     _: &Identity,
-    _: &Context<'_>,
+    context: &Context<'_>,
 ) -> Result<String, Rejection> {
     let wanted = account.fields.audience.as_str();
     let audiences = audiences(token.claims())?;
     if audiences.contains(&wanted) {
-        return Ok(format!("aud contains {wanted:?}"));
+        return context.explain.pass(|| format!("aud contains {wanted:?}"));
     }
     reject(
         Reason::AudienceMismatch,
@@ -123,11 +145,11 @@ fn subject(
     account: &Account,
     _: &VerifiedToken<'_>,
     identity: &Identity,
-    _: &Context<'_>,
+    context: &Context<'_>,
 ) -> Result<String, Rejection> {
     let sub = &identity.sub;
     if account.fields.subject.matches(sub) {
-        return Ok(format!("sub {sub:?} matches"));
+        return context.explain.pass(|| format!("sub {sub:?} matches"));
     }
     let (field, rule) = account.fields.subject.field();
     reject(
@@ -144,8 +166,9 @@ fn claim_rules(
     account: &Account,
     token: &VerifiedToken<'_>,
     _: &Identity,
-    _: &Context<'_>,
+    context: &Context<'_>,
 ) -> Result<String, Rejection> {
+    let explain = context.explain == Explain::Yes;
     let mut matched = Vec::with_capacity(account.fields.claims.len());
     for (name, glob) in &account.fields.claims {
         let pattern = glob.as_str();
@@ -158,13 +181,16 @@ fn claim_rules(
         let found = match value {
             Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
                 let text = comparable_text(item)?;
-                glob.matches(&text)
-                    .then(|| format!("{name}[{index}] {text:?} matches {pattern:?}"))
+                glob.matches(&text).then(|| match explain {
+                    true => format!("{name}[{index}] {text:?} matches {pattern:?}"),
+                    false => String::new(),
+                })
             }),
             value => match comparable_text(value) {
-                Some(text) if glob.matches(&text) => {
-                    Some(format!("{name} {text:?} matches {pattern:?}"))
-                }
+                Some(text) if glob.matches(&text) => Some(match explain {
+                    true => format!("{name} {text:?} matches {pattern:?}"),
+                    false => String::new(),
+                }),
                 Some(text) => {
                     return reject(
                         Reason::ClaimMismatch,
@@ -193,10 +219,12 @@ fn claim_rules(
             }
         }
     }
-    Ok(if matched.is_empty() {
-        "the account has no claim rules".to_owned()
-    } else {
-        matched.join("; ")
+    context.explain.pass(|| {
+        if matched.is_empty() {
+            "the account has no claim rules".to_owned()
+        } else {
+            matched.join("; ")
+        }
     })
 }
 
@@ -224,7 +252,7 @@ fn enabled(
             ),
         );
     }
-    Ok("the account is enabled".to_owned())
+    context.explain.pass(|| "the account is enabled".to_owned())
 }
 
 /// A claim's text for matching: a string as it is, a boolean or number as its JSON text.

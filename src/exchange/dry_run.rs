@@ -15,7 +15,7 @@ use crate::accounts::Account;
 use crate::jose::claims;
 use crate::jose::jws;
 use crate::jose::reason::Rejection;
-use crate::policy::{AFTER_SIGNATURE, BEFORE_SIGNATURE};
+use crate::policy::{Explain, AFTER_SIGNATURE, BEFORE_SIGNATURE};
 use crate::ports::Platform;
 
 /// The dry run's answer: `{"ok": bool, "checks": [{"check", "ok", "detail", "reason"?}]}`.
@@ -106,7 +106,7 @@ impl<P: Platform> Exchange<'_, P> {
         for check in BEFORE_SIGNATURE {
             checks.push(CheckVerdict::of(
                 check.name,
-                (check.run)(account, &identity),
+                (check.run)(account, &identity, Explain::Yes),
             ));
         }
         let verified = self.verify_signature(account, &token, None).await;
@@ -138,7 +138,7 @@ impl<P: Platform> Exchange<'_, P> {
                 .await?;
             self.exact_account(account, &identity, &entries).await?
         };
-        let context = self.context(exact_account.as_ref());
+        let context = self.context(exact_account.as_ref(), Explain::Yes);
         for check in AFTER_SIGNATURE {
             let result = (check.run)(account, &verified, &identity, &context);
             checks.push(CheckVerdict::of(check.name, result));

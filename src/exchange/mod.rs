@@ -26,7 +26,7 @@ use crate::jose::jws::{self, UntrustedToken};
 use crate::jose::keys;
 use crate::jose::reason::{Reason, Rejection};
 use crate::jose::verify::{verify, VerifiedToken};
-use crate::policy::{self, Context, AFTER_SIGNATURE, BEFORE_SIGNATURE};
+use crate::policy::{self, Context, Explain, AFTER_SIGNATURE, BEFORE_SIGNATURE};
 use crate::ports::{Entropy, Platform, Signer};
 use key_sets::{KeySets, ReadAhead, Sources};
 
@@ -170,10 +170,10 @@ impl<P: Platform> Exchange<'_, P> {
             .await?;
         *seen_account = Some(account.id.clone());
         for check in BEFORE_SIGNATURE {
-            (check.run)(&account, &identity)?;
+            (check.run)(&account, &identity, Explain::No)?;
         }
         let verified = self.verify_signature(&account, &token, ahead).await?;
-        let context = self.context(exact.as_ref());
+        let context = self.context(exact.as_ref(), Explain::No);
         for check in AFTER_SIGNATURE {
             (check.run)(&account, &verified, &identity, &context)?;
         }
@@ -186,11 +186,12 @@ impl<P: Platform> Exchange<'_, P> {
         })
     }
 
-    fn context<'c>(&self, exact_account: Option<&'c Account>) -> Context<'c> {
+    fn context<'c>(&self, exact_account: Option<&'c Account>, explain: Explain) -> Context<'c> {
         Context {
             now: self.now,
             leeway: self.settings.clock_skew_seconds,
             exact_account,
+            explain,
         }
     }
 

@@ -858,6 +858,46 @@ fn the_dry_run_of_a_disabled_account_fails_only_its_enabled_check() {
     assert_eq!(failed, [("enabled", "account_disabled")]);
 }
 
+/// The exchange's checks pass without saying why (no formatting on its path); the dry run's
+/// say, for each check, what passed.
+#[test]
+fn the_dry_run_says_why_each_check_passed() {
+    let world = World::new();
+    let account = world.add_account(
+        "acct-1",
+        json!({"claims": {"environment": "prod*", "groups": "deploy-*"}}),
+    );
+    let token = es256(
+        &world,
+        &with(json!({"environment": "production", "groups": ["read", "deploy-eu"]})),
+    );
+    assert!(world.run(&token, None, None).result.is_ok());
+    let answer = block_on(world.exchange().dry_run(&account, &token)).unwrap();
+    assert!(answer.ok, "{answer:?}");
+    let details: Vec<(&str, &str)> = answer
+        .checks
+        .iter()
+        .map(|check| (check.check, check.detail.as_str()))
+        .collect();
+    for (check, wanted) in [
+        ("issuer", "iss is the account's issuerURL"),
+        ("time", "valid now; lifetime"),
+        ("audience", "aud contains"),
+        ("subject", "matches"),
+        (
+            "claims",
+            "environment \"production\" matches \"prod*\"; groups[1] \"deploy-eu\" matches",
+        ),
+        ("enabled", "the account is enabled"),
+    ] {
+        let detail = details.iter().find(|(name, _)| *name == check);
+        assert!(
+            detail.is_some_and(|(_, detail)| detail.contains(wanted)),
+            "{check}: {detail:?}"
+        );
+    }
+}
+
 /// A dry run whose accounts cannot be read for the exact-subject rule fails as the exchange
 /// would (storage), instead of passing the enabled check.
 #[test]
