@@ -186,7 +186,13 @@ fn ipv6(host: &str) -> Option<Ipv6Addr> {
 /// origin, path and query. `None` when it is not of that form.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub fn split_request_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
-    let authority_start = url.find("://")? + 3;
+    // A byte search: a `&str` pattern would bring the two-way searcher (≈ 3 KB of wasm) onto
+    // every cold isolate's first request for these three bytes.
+    let authority_start = url
+        .as_bytes()
+        .windows(3)
+        .position(|bytes| bytes == b"://")?
+        + 3;
     let path_start = url[authority_start..]
         .find(['/', '?'])
         .map_or(url.len(), |offset| authority_start + offset);
