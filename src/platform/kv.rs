@@ -3,17 +3,54 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use worker::js_sys::Promise;
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::js_sys::{Array, Map, Promise, Reflect};
 use worker::kv::KvStore;
 use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::Context;
+use worker::Env;
 
 use super::task;
 use crate::ports::{KeyPage, KeyValueStore, StorageError, MAX_BULK_GET_KEYS};
 
+#[wasm_bindgen]
+extern "C" {
+    /// A KV namespace binding as the runtime hands it over, for its two reads. workers-rs's
+    /// builder for them turns the options into a JS object through serde and a bulk answer
+    /// into a `HashMap`: code that a cold isolate compiles for its first exchange's reads.
+    #[derive(Clone)]
+    type KvReads;
+
+    /// `get(key)`: the value as text, or `null`.
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_text(this: &KvReads, key: &str) -> Result<Promise, JsValue>;
+
+    /// `get([key, …])`: a `Map` of each key to its text or `null`.
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_texts(this: &KvReads, keys: &Array) -> Result<Promise, JsValue>;
+}
+
+/// A KV namespace binding: workers-rs's wrapper for writes and lists, the runtime's object
+/// itself for reads.
+#[derive(Clone)]
+pub struct Namespace {
+    store: KvStore,
+    reads: KvReads,
+}
+
+impl Namespace {
+    /// The namespace bound to `env` as `binding`.
+    pub fn from_env(env: &Env, binding: &str) -> worker::Result<Self> {
+        let store = env.kv(binding)?;
+        let reads = Reflect::get(env, &JsValue::from_str(binding))?.unchecked_into();
+        Ok(Self { store, reads })
+    }
+}
+
 /// One KV namespace binding (`ACCOUNTS` or `JWKS_CACHE`).
 pub struct WorkersKv {
-    store: KvStore,
+    namespace: Namespace,
     /// The request's `ExecutionContext`: its `waitUntil` keeps the request alive for a write
     /// nobody waits for.
     context: Context,
@@ -25,9 +62,9 @@ pub struct WorkersKv {
 }
 
 impl WorkersKv {
-    pub fn new(store: KvStore, context: Context, waits: Rc<Waits>) -> Self {
+    pub fn new(namespace: Namespace, context: Context, waits: Rc<Waits>) -> Self {
         Self {
-            store,
+            namespace,
             context,
             reads: Cell::new(0),
             writes: Cell::new(0),
@@ -77,11 +114,29 @@ fn storage_error(error: impl std::fmt::Display) -> StorageError {
     StorageError(error.to_string())
 }
 
+/// What a KV read threw or rejected with.
+fn read_error(error: JsValue) -> StorageError {
+    let message = match error.dyn_ref::<worker::js_sys::Error>() {
+        Some(error) => String::from(error.message()),
+        None => error.as_string().unwrap_or_else(|| format!("{error:?}")),
+    };
+    StorageError(format!("KV read failed: {message}"))
+}
+
+/// Awaits a KV read: its answer, or what it threw or rejected with.
+async fn settled(read: Result<Promise, JsValue>) -> Result<JsValue, StorageError> {
+    JsFuture::from(read.map_err(read_error)?)
+        .await
+        .map_err(read_error)
+}
+
 impl KeyValueStore for WorkersKv {
     async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
         Self::count(&self.reads);
         let _waiting = self.waits.begin();
-        self.store.get(key).text().await.map_err(storage_error)
+        Ok(settled(self.namespace.reads.get_text(key))
+            .await?
+            .as_string())
     }
 
     async fn put(
@@ -91,7 +146,11 @@ impl KeyValueStore for WorkersKv {
         ttl_seconds: Option<u64>,
     ) -> Result<(), StorageError> {
         Self::count(&self.writes);
-        let mut put = self.store.put(key, value).map_err(storage_error)?;
+        let mut put = self
+            .namespace
+            .store
+            .put(key, value)
+            .map_err(storage_error)?;
         if let Some(ttl) = ttl_seconds {
             put = put.expiration_ttl(ttl);
         }
@@ -101,7 +160,7 @@ impl KeyValueStore for WorkersKv {
 
     fn put_in_background(&self, key: &str, value: String, ttl_seconds: Option<u64>) {
         Self::count(&self.writes);
-        let mut put = match self.store.put(key, value.as_str()) {
+        let mut put = match self.namespace.store.put(key, value.as_str()) {
             Ok(put) => put,
             Err(error) => {
                 worker::console_error!("KV write of {key} not started: {error}");
@@ -130,7 +189,11 @@ impl KeyValueStore for WorkersKv {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         Self::count(&self.writes);
         let _waiting = self.waits.begin();
-        self.store.delete(key).await.map_err(storage_error)
+        self.namespace
+            .store
+            .delete(key)
+            .await
+            .map_err(storage_error)
     }
 
     async fn list(
@@ -141,6 +204,7 @@ impl KeyValueStore for WorkersKv {
     ) -> Result<KeyPage, StorageError> {
         Self::count(&self.reads);
         let mut list = self
+            .namespace
             .store
             .list()
             .prefix(prefix.to_owned())
@@ -170,13 +234,15 @@ impl KeyValueStore for WorkersKv {
         for chunk in keys.chunks(MAX_BULK_GET_KEYS) {
             Self::count(&self.reads);
             let _waiting = self.waits.begin();
-            let found = self
-                .store
-                .get_bulk(chunk)
-                .text()
-                .await
-                .map_err(storage_error)?;
-            values.extend(chunk.iter().map(|key| found.get(key).cloned().flatten()));
+            let names: Array = chunk.iter().map(|key| JsValue::from_str(key)).collect();
+            let found: Map = settled(self.namespace.reads.get_texts(&names))
+                .await?
+                .unchecked_into();
+            values.extend(
+                chunk
+                    .iter()
+                    .map(|key| found.get(&JsValue::from_str(key)).as_string()),
+            );
         }
         Ok(values)
     }

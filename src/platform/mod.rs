@@ -19,7 +19,6 @@ use std::rc::Rc;
 use futures_util::StreamExt;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::js_sys::{Date, Uint8Array};
-use worker::kv::KvStore;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
@@ -40,7 +39,7 @@ use crate::text::url::split_request_url;
 
 use crypto::{WebCryptoSigner, WebCryptoVerifier};
 use fetch::WorkersFetcher;
-use kv::{Waits, WorkersKv};
+use kv::{Namespace, Waits, WorkersKv};
 use services::{ConsoleLog, JsUrls, WorkersPlatform, WorkersRateLimiter, WorkersRegistry};
 
 /// What an isolate keeps between requests: the core's [`Isolate`] (its checked configuration
@@ -59,7 +58,7 @@ struct IsolateState {
     rate_limiter: Option<WorkersRateLimiter>,
     /// The `ACCOUNTS` and `JWKS_CACHE` bindings, looked up once (each lookup fetches five
     /// functions from JS).
-    namespaces: Result<(KvStore, KvStore), ApiError>,
+    namespaces: Result<(Namespace, Namespace), ApiError>,
 }
 
 thread_local! {
@@ -288,8 +287,8 @@ fn vars(env: &Env) -> Vars {
     }
 }
 
-fn kv(env: &Env, binding: &'static str) -> Result<KvStore, ApiError> {
-    env.kv(binding).map_err(|_| ApiError::Misconfigured {
+fn kv(env: &Env, binding: &'static str) -> Result<Namespace, ApiError> {
+    Namespace::from_env(env, binding).map_err(|_| ApiError::Misconfigured {
         setting: binding,
         problem: "is not bound to a KV namespace (see wrangler.toml)".into(),
     })

@@ -29,7 +29,7 @@ use worker::worker_sys::{Context, DurableObjectState};
 use worker::{Delay, Env};
 use worker::{SqlStorage, SqlStorageValue};
 
-use super::kv::WorkersKv;
+use super::kv::{Namespace, WorkersKv};
 use super::services::{JsUrls, WorkersEntropy};
 use super::task;
 use crate::accounts::store::{IndexEntry, IssuerIndex, ACCOUNT_PREFIX, ISSUER_INDEX_PREFIX};
@@ -582,7 +582,7 @@ async fn project(state: &DurableObjectState, env: &Env) -> bool {
 
 /// `ACCOUNTS`, from the object. (Its state's `waitUntil` stands in for a request's.)
 fn accounts_kv(state: &DurableObjectState, env: &Env) -> Result<WorkersKv, RegistryError> {
-    let store = env.kv("ACCOUNTS").map_err(|_| {
+    let store = Namespace::from_env(env, "ACCOUNTS").map_err(|_| {
         RegistryError::Unavailable("ACCOUNTS is not bound to a KV namespace".into())
     })?;
     let state: &JsValue = state.as_ref();

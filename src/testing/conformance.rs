@@ -20,7 +20,7 @@ pub struct CaseResult {
 /// Runs every case on `kv` under `prefix` (a namespace of the store no one else writes).
 pub async fn kv_conformance<K: KeyValueStore>(kv: &K, prefix: &str) -> Vec<CaseResult> {
     let mut results = Vec::new();
-    let cases: [(&'static str, Outcome); 7] = [
+    let cases: [(&'static str, Outcome); 9] = [
         (
             "an absent key reads as none, and deleting it is no error",
             absent(kv, &format!("{prefix}absent/")).await,
@@ -40,6 +40,14 @@ pub async fn kv_conformance<K: KeyValueStore>(kv: &K, prefix: &str) -> Vec<CaseR
         (
             "a bulk read answers in the order asked, absent keys as none",
             bulk(kv, &format!("{prefix}bulk/")).await,
+        ),
+        (
+            "a bulk read of no keys is empty; of more than 100, in order",
+            bulk_edges(kv, &format!("{prefix}bulk-edges/")).await,
+        ),
+        (
+            "a read of a key over 512 bytes fails, one or in bulk",
+            long_key(kv, &format!("{prefix}long-key/")).await,
         ),
         (
             "a TTL of 60 s or more is kept, one under 60 s refused",
@@ -152,6 +160,45 @@ async fn bulk<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
         values,
         vec![Some("Y".to_owned()), None, Some("X".to_owned())],
     )
+}
+
+/// Past [`crate::ports::MAX_BULK_GET_KEYS`] a bulk read is made in parts; the answer is still
+/// one value per key asked, in order.
+async fn bulk_edges<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    expect(
+        "no keys",
+        kv.get_many(&[]).await.map_err(fail("get_many of none"))?,
+        vec![],
+    )?;
+    kv.put(&format!("{p}first"), "1", None)
+        .await
+        .map_err(fail("put"))?;
+    kv.put(&format!("{p}last"), "101", None)
+        .await
+        .map_err(fail("put"))?;
+    let mut keys: Vec<String> = (1..100).map(|n| format!("{p}missing-{n}")).collect();
+    keys.insert(0, format!("{p}first"));
+    keys.push(format!("{p}last"));
+    let values = kv.get_many(&keys).await.map_err(fail("get_many of 101"))?;
+    let mut wanted = vec![None; 101];
+    wanted[0] = Some("1".to_owned());
+    wanted[100] = Some("101".to_owned());
+    expect("values", values, wanted)
+}
+
+/// Workers KV refuses a key over 512 bytes; the store says so as an error (never a panic, nor
+/// an absent value).
+async fn long_key<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    let long = format!("{p}{}", "k".repeat(513));
+    if let Ok(value) = kv.get(&long).await {
+        return Err(format!("a get of a 513-byte key answered {value:?}"));
+    }
+    match kv.get_many(&[format!("{p}short"), long]).await {
+        Err(_) => Ok(()),
+        Ok(values) => Err(format!(
+            "a bulk read with a 513-byte key answered {values:?}"
+        )),
+    }
 }
 
 async fn ttl<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {

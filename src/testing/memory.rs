@@ -31,6 +31,20 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// Shortest expiration Workers KV accepts, in seconds.
 pub const MIN_TTL_SECONDS: u64 = 60;
 
+/// Longest key Workers KV accepts, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// As Workers KV: a key over [`MAX_KEY_BYTES`] is refused.
+fn check_key(key: &str) -> Result<(), StorageError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StorageError(format!(
+            "a key of {} bytes; at most {MAX_KEY_BYTES} are accepted",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A stored value and the TTL it was written with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredValue {
@@ -90,6 +104,7 @@ impl KeyValueStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
         self.reads.set(self.reads.get() + 1);
         self.check()?;
+        check_key(key)?;
         Ok(self
             .entries
             .borrow()
@@ -104,6 +119,7 @@ impl KeyValueStore for MemoryStore {
         ttl_seconds: Option<u64>,
     ) -> Result<(), StorageError> {
         self.check()?;
+        check_key(key)?;
         // As Workers KV: an expiration under a minute is refused.
         if ttl_seconds.is_some_and(|ttl| ttl < MIN_TTL_SECONDS) {
             return Err(StorageError(format!(
@@ -165,6 +181,9 @@ impl KeyValueStore for MemoryStore {
         self.reads
             .set(self.reads.get() + keys.len().div_ceil(MAX_BULK_GET_KEYS));
         self.check()?;
+        for key in keys {
+            check_key(key)?;
+        }
         let entries = self.entries.borrow();
         Ok(keys
             .iter()
