@@ -11,7 +11,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::text::glob::Glob;
@@ -72,16 +72,22 @@ pub const EDITABLE_FIELDS: &[&str] = &[
 /// Fields only the server sets.
 pub const READ_ONLY_FIELDS: &[&str] = &["id", "companyId", "createdAt", "updatedAt"];
 
-/// A stored service account, exactly as the admin API shows it. Read through
-/// [`stored::StoredAccount`], its members side by side (see there why).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", try_from = "stored::StoredAccount")]
+/// A stored service account, exactly as the admin API shows it. Read by [`stored`]'s reader,
+/// member by member (see there why).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Account {
     pub id: String,
     #[serde(flatten)]
     pub fields: AccountFields,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl<'de> Deserialize<'de> for Account {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        stored::deserialize(deserializer)
+    }
 }
 
 /// Everything an administrator sets, checked and normalised.

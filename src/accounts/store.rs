@@ -15,7 +15,7 @@
 //! used is always the record's.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Account, SubjectRule};
@@ -28,9 +28,8 @@ pub const ACCOUNT_PREFIX: &str = "account:";
 /// characters and a KV key at most 512 bytes.
 pub const ISSUER_INDEX_PREFIX: &str = "issuer:";
 
-/// One candidate in an issuer's index. Read through [`super::stored::StoredEntry`], flat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "super::stored::StoredEntry")]
+/// One candidate in an issuer's index. Read by [`super::stored`]'s reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexEntry {
     pub id: String,
     #[serde(flatten)]
@@ -56,12 +55,24 @@ impl IndexEntry {
     }
 }
 
-/// The candidates for one issuer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The candidates for one issuer. Read by [`super::stored`]'s reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IssuerIndex {
     #[serde(rename = "issuerURL")]
     pub issuer_url: String,
     pub accounts: Vec<IndexEntry>,
+}
+
+impl<'de> Deserialize<'de> for IndexEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::stored::deserialize(deserializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for IssuerIndex {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::stored::deserialize(deserializer)
+    }
 }
 
 /// What can go wrong in the store.
@@ -128,12 +139,12 @@ impl<'a, S: KeyValueStore> AccountStore<'a, S> {
 }
 
 /// A stored value read back: absent is `None`; one that does not parse is [`StoreError::Corrupt`].
-fn parse<T: serde::de::DeserializeOwned>(
+fn parse<T: TryFrom<serde_json::Value, Error = String>>(
     key: String,
     value: Option<String>,
 ) -> Result<Option<T>, StoreError> {
     value
-        .map(|text| serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { key }))
+        .map(|text| super::stored::read(&text).map_err(|_| StoreError::Corrupt { key }))
         .transpose()
 }
 

@@ -1,121 +1,216 @@
-//! An account record (and an issuer index's entry) read from storage (KV, the registry's
-//! SQLite): every member side by side, then assembled into an [`Account`] ([`IndexEntry`]).
+//! An account record (and an issuer's index) read from storage (KV, the registry's SQLite):
+//! parsed by the strict JSON reader (a member twice, or nesting past 32, is refused), then
+//! taken member by member into an [`Account`] ([`IssuerIndex`], [`IndexEntry`]).
 //!
-//! `Account` nests its fields (`#[serde(flatten)]`, twice, the subject rule being an enum; an
-//! entry flattens the subject rule too). A
-//! derived reader of that shape first buffers the whole record into serde's generic content
-//! tree and then reads it again, once per level, and every exchange reads its account's record
-//! (the isolate caches the text, not the parsed account). Written out flat it is one pass.
+//! One reader for every way a record arrives: [`read`] for stored text (the token path), and the
+//! types' `Deserialize` (a registry answer, `from_value`) through [`deserialize`]. A reader
+//! derived by serde would be one more large function per type that a cold isolate's first
+//! exchange compiles; this one reuses the JSON reader the token's own header and claims went
+//! through, and the members are taken by a few small functions.
 //!
-//! It is stricter than the derived reader on what only a hand edit of KV could make: a record
-//! with both `subject` and `subjectPattern`, or with a member twice, is refused where the
-//! derived reader took the first it met. Such a record reads as corrupt: an exchange that finds
-//! it answers 500, and the registry's one-time import skips it and logs it.
+//! It is stricter than serde's derived reader on what only a hand edit of KV could make: a
+//! record with both `subject` and `subjectPattern`, or with a member twice, is refused. Such a
+//! record reads as corrupt: an exchange that finds it answers 500, and the registry's one-time
+//! import skips it and logs it. Unknown members (`companyId`) are ignored; a member that may be
+//! absent may also be `null`.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{Deserializer, Error as _};
+use serde_json::{Map, Value};
 
-use super::store::IndexEntry;
+use super::store::{IndexEntry, IssuerIndex};
 use super::{Account, AccountFields, SubjectRule};
 use crate::text::glob::Glob;
+use crate::text::json::{parse_strict, strict_value};
 
-/// The stored form, member by member; unknown members (`companyId`) are ignored as before.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct StoredAccount {
-    id: String,
-    name: String,
-    authentication_type: String,
-    scopes: Vec<String>,
-    #[serde(rename = "issuerURL")]
-    issuer_url: String,
-    #[serde(rename = "jwksURI", default)]
-    jwks_uri: Option<String>,
-    #[serde(default)]
-    jwks: Option<Value>,
-    #[serde(default)]
-    subject: Option<String>,
-    #[serde(default)]
-    subject_pattern: Option<Glob>,
-    audience: String,
-    #[serde(default)]
-    claims: BTreeMap<String, Glob>,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    applications: Vec<String>,
-    enabled: bool,
-    created_at: String,
-    updated_at: String,
+/// Deepest nesting of a stored record (an inline `jwks` reaches 4).
+const MAX_RECORD_DEPTH: usize = 32;
+
+/// A stored record's text, read.
+pub(super) fn read<T: TryFrom<Value, Error = String>>(text: &str) -> Result<T, String> {
+    let value =
+        parse_strict(text.as_bytes(), MAX_RECORD_DEPTH).map_err(|error| error.to_string())?;
+    T::try_from(value)
 }
 
-impl TryFrom<StoredAccount> for Account {
-    type Error = &'static str;
+/// A record from any serde deserializer, by the same reader.
+pub(super) fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<Value, Error = String>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    T::try_from(strict_value(deserializer, MAX_RECORD_DEPTH)?).map_err(D::Error::custom)
+}
 
-    fn try_from(stored: StoredAccount) -> Result<Self, Self::Error> {
-        let subject = SubjectRule::from_members(stored.subject, stored.subject_pattern)?;
+impl TryFrom<Value> for Account {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, String> {
+        let mut record = Members::of(value, "the account record")?;
+        let subject = SubjectRule::from_members(
+            record.optional_string("subject")?,
+            record.optional_string("subjectPattern")?,
+        )?;
         Ok(Self {
-            id: stored.id,
+            id: record.string("id")?,
             fields: AccountFields {
-                name: stored.name,
-                authentication_type: stored.authentication_type,
-                scopes: stored.scopes,
-                issuer_url: stored.issuer_url,
-                jwks_uri: stored.jwks_uri,
-                jwks: stored.jwks,
+                name: record.string("name")?,
+                authentication_type: record.string("authenticationType")?,
+                scopes: record.strings("scopes")?.ok_or_else(|| missing("scopes"))?,
+                issuer_url: record.string("issuerURL")?,
+                jwks_uri: record.optional_string("jwksURI")?,
+                jwks: record.optional("jwks"),
                 subject,
-                audience: stored.audience,
-                claims: stored.claims,
-                owner: stored.owner,
-                applications: stored.applications,
-                enabled: stored.enabled,
+                audience: record.string("audience")?,
+                claims: record.claims()?,
+                owner: record.optional_string("owner")?,
+                applications: record.strings("applications")?.unwrap_or_default(),
+                enabled: record
+                    .boolean("enabled")?
+                    .ok_or_else(|| missing("enabled"))?,
             },
-            created_at: stored.created_at,
-            updated_at: stored.updated_at,
+            created_at: record.string("createdAt")?,
+            updated_at: record.string("updatedAt")?,
         })
     }
 }
 
-/// An index entry as stored: `{id, subject | subjectPattern, jwksURI?, jwks?: true}`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct StoredEntry {
-    id: String,
-    #[serde(default)]
-    subject: Option<String>,
-    #[serde(default)]
-    subject_pattern: Option<Glob>,
-    #[serde(rename = "jwksURI", default)]
-    jwks_uri: Option<String>,
-    #[serde(rename = "jwks", default)]
-    inline_jwks: bool,
+impl TryFrom<Value> for IndexEntry {
+    type Error = String;
+
+    /// `{id, subject | subjectPattern, jwksURI?, jwks?: true}`.
+    fn try_from(value: Value) -> Result<Self, String> {
+        let mut entry = Members::of(value, "an index entry")?;
+        Ok(Self {
+            id: entry.string("id")?,
+            subject: SubjectRule::from_members(
+                entry.optional_string("subject")?,
+                entry.optional_string("subjectPattern")?,
+            )?,
+            jwks_uri: entry.optional_string("jwksURI")?,
+            inline_jwks: entry.boolean("jwks")?.unwrap_or(false),
+        })
+    }
 }
 
-impl TryFrom<StoredEntry> for IndexEntry {
-    type Error = &'static str;
+impl TryFrom<Value> for IssuerIndex {
+    type Error = String;
 
-    fn try_from(stored: StoredEntry) -> Result<Self, Self::Error> {
+    /// `{issuerURL, accounts: [entry, …]}`.
+    fn try_from(value: Value) -> Result<Self, String> {
+        let mut index = Members::of(value, "the issuer index")?;
+        let accounts = match index.take("accounts") {
+            Some(Value::Array(entries)) => entries
+                .into_iter()
+                .map(IndexEntry::try_from)
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(wrong("accounts", "an array")),
+            None => return Err(missing("accounts")),
+        };
         Ok(Self {
-            id: stored.id,
-            subject: SubjectRule::from_members(stored.subject, stored.subject_pattern)?,
-            jwks_uri: stored.jwks_uri,
-            inline_jwks: stored.inline_jwks,
+            issuer_url: index.string("issuerURL")?,
+            accounts,
         })
     }
 }
 
 impl SubjectRule {
     /// The rule of a stored `subject` or `subjectPattern` member: exactly one of them.
-    fn from_members(subject: Option<String>, pattern: Option<Glob>) -> Result<Self, &'static str> {
+    fn from_members(subject: Option<String>, pattern: Option<String>) -> Result<Self, String> {
         match (subject, pattern) {
             (Some(exact), None) => Ok(Self::Exact(exact)),
-            (None, Some(pattern)) => Ok(Self::Pattern(pattern)),
-            (Some(_), Some(_)) => Err("the record has both subject and subjectPattern"),
-            (None, None) => Err("the record has neither subject nor subjectPattern"),
+            (None, Some(pattern)) => Ok(Self::Pattern(Glob::new(&pattern))),
+            (Some(_), Some(_)) => Err("the record has both subject and subjectPattern".into()),
+            (None, None) => Err("the record has neither subject nor subjectPattern".into()),
         }
     }
+}
+
+/// A record's members, taken one at a time; what is never taken is ignored.
+struct Members(Map<String, Value>);
+
+impl Members {
+    fn of(value: Value, what: &str) -> Result<Self, String> {
+        match value {
+            Value::Object(members) => Ok(Self(members)),
+            _ => Err(format!("{what} is not a JSON object")),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.0.remove(name)
+    }
+
+    /// A member that may be absent or `null`.
+    fn optional(&mut self, name: &str) -> Option<Value> {
+        self.take(name).filter(|value| !value.is_null())
+    }
+
+    fn optional_string(&mut self, name: &str) -> Result<Option<String>, String> {
+        match self.optional(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(wrong(name, "a string")),
+        }
+    }
+
+    fn string(&mut self, name: &str) -> Result<String, String> {
+        self.optional_string(name)?.ok_or_else(|| missing(name))
+    }
+
+    /// A boolean member; absent is `None` (`null` is no boolean).
+    fn boolean(&mut self, name: &str) -> Result<Option<bool>, String> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Bool(value)) => Ok(Some(value)),
+            Some(_) => Err(wrong(name, "true or false")),
+        }
+    }
+
+    /// An array of strings; absent is `None` (`null` is no array).
+    fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, String> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text),
+                    _ => Err(wrong(name, "an array of strings")),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(wrong(name, "an array of strings")),
+        }
+    }
+
+    /// `claims`: claim name → glob; absent is none.
+    fn claims(&mut self) -> Result<BTreeMap<String, Glob>, String> {
+        match self.take("claims") {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(rules)) => claim_rules(rules),
+            Some(_) => Err(wrong("claims", "an object of strings")),
+        }
+    }
+}
+
+/// Apart, so that V8 compiles it only for an account that has claim rules.
+#[inline(never)]
+fn claim_rules(rules: Map<String, Value>) -> Result<BTreeMap<String, Glob>, String> {
+    let mut globs = BTreeMap::new();
+    for (name, pattern) in rules {
+        let Value::String(pattern) = pattern else {
+            return Err(wrong("claims", "an object of strings"));
+        };
+        globs.insert(name, Glob::new(&pattern));
+    }
+    Ok(globs)
+}
+
+fn missing(name: &str) -> String {
+    format!("the record has no {name}")
+}
+
+fn wrong(name: &str, wanted: &str) -> String {
+    format!("the record's {name} is not {wanted}")
 }
 
 #[cfg(test)]
@@ -186,5 +281,99 @@ mod tests {
             error.contains("neither subject nor subjectPattern"),
             "{error}"
         );
+    }
+
+    /// Written twice, a member could be read two ways: the record is refused, by both ways in.
+    #[test]
+    fn a_member_twice_is_refused() {
+        let text = record().to_string();
+        let twice = text.replacen(r#""enabled":true"#, r#""enabled":false,"enabled":true"#, 1);
+        assert_ne!(twice, text);
+        let error = read::<Account>(&twice).unwrap_err();
+        assert!(
+            error.contains("enabled") && error.contains("more than once"),
+            "{error}"
+        );
+        let error = serde_json::from_str::<Account>(&twice)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("enabled") && error.contains("more than once"),
+            "{error}"
+        );
+        assert!(read::<Account>(&text).is_ok());
+    }
+
+    /// A member that may be absent may be null; one that must be there, or has the wrong type,
+    /// is named in the refusal.
+    #[test]
+    fn members_absent_null_and_of_the_wrong_type() {
+        let mut nulls = record();
+        for name in ["jwksURI", "jwks", "subject", "owner"] {
+            nulls[name] = Value::Null;
+        }
+        let account: Account = serde_json::from_value(nulls).unwrap();
+        assert_eq!(
+            (
+                account.fields.jwks_uri,
+                account.fields.jwks,
+                account.fields.owner
+            ),
+            (None, None, None)
+        );
+        assert!(account.fields.applications.is_empty());
+        for (name, value, wanted) in [
+            ("name", Value::Null, "has no name"),
+            ("enabled", json!("true"), "enabled is not true or false"),
+            (
+                "scopes",
+                json!(["a", 1]),
+                "scopes is not an array of strings",
+            ),
+            (
+                "applications",
+                Value::Null,
+                "applications is not an array of strings",
+            ),
+            (
+                "claims",
+                json!({"aud": 1}),
+                "claims is not an object of strings",
+            ),
+            ("subjectPattern", json!(7), "subjectPattern is not a string"),
+        ] {
+            let mut changed = record();
+            changed[name] = value;
+            let error = read::<Account>(&changed.to_string()).unwrap_err();
+            assert!(error.contains(wanted), "{name}: {error}");
+        }
+        let mut without = record();
+        without.as_object_mut().unwrap().remove("createdAt");
+        let error = read::<Account>(&without.to_string()).unwrap_err();
+        assert!(error.contains("has no createdAt"), "{error}");
+        assert!(read::<Account>("[]")
+            .unwrap_err()
+            .contains("not a JSON object"));
+    }
+
+    /// An index reads whole or not at all: one unreadable entry makes it corrupt.
+    #[test]
+    fn an_issuer_index_reads_whole_or_not_at_all() {
+        let index = json!({
+            "issuerURL": "https://token.actions.githubusercontent.com",
+            "accounts": [
+                { "id": "a", "subject": "repo:acme/app:ref:refs/heads/main", "jwksURI": "https://idp.test/jwks" },
+                { "id": "b", "subjectPattern": "repo:acme/*", "jwks": true },
+            ],
+        });
+        let read_back: IssuerIndex = read(&index.to_string()).unwrap();
+        assert_eq!(read_back.accounts.len(), 2);
+        assert!(read_back.accounts[1].inline_jwks);
+        assert_eq!(serde_json::to_value(&read_back).unwrap(), index);
+        let mut broken = index.clone();
+        broken["accounts"][1]["jwks"] = json!("yes");
+        assert!(read::<IssuerIndex>(&broken.to_string()).is_err());
+        broken["accounts"] = json!({});
+        assert!(read::<IssuerIndex>(&broken.to_string()).is_err());
     }
 }

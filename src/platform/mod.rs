@@ -84,15 +84,53 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> JsValue {
         let response = respond(req, env, ctx).await;
         match to_web_response(response) {
             Ok(response) => response.into(),
-            Err(error) => {
-                worker::console_error!("could not build the response: {error:?}");
-                let init = web_sys::ResponseInit::new();
-                init.set_status(500);
-                web_sys::Response::new_with_opt_str_and_init(Some(INTERNAL_ERROR_BODY), &init)
-                    .map_or(JsValue::UNDEFINED, JsValue::from)
-            }
+            Err(error) => unbuildable(error),
         }
     })
+}
+
+// The rare branches of every request, out of line: V8 compiles a wasm function whole when it
+// is first called, so code inlined into the request's own function is compiled by every cold
+// isolate's first request, taken or not.
+
+/// The answer when the response could not be built.
+#[cold]
+#[inline(never)]
+fn unbuildable(error: worker::Error) -> JsValue {
+    worker::console_error!("could not build the response: {error:?}");
+    let init = web_sys::ResponseInit::new();
+    init.set_status(500);
+    web_sys::Response::new_with_opt_str_and_init(Some(INTERNAL_ERROR_BODY), &init)
+        .map_or(JsValue::UNDEFINED, JsValue::from)
+}
+
+/// The answer to a request that could not be read.
+#[cold]
+#[inline(never)]
+fn unreadable(error: worker::Error) -> Response {
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": format!("the request could not be read: {error}"),
+    });
+    Response::json(400, &body)
+}
+
+/// The request's I/O counts, for benchmarks (`SERVER_TIMING`): a warm exchange shows all zeros.
+#[inline(never)]
+fn with_server_timing(
+    response: Response,
+    kv: [&WorkersKv; 2],
+    waits: &Waits,
+    fetcher: &WorkersFetcher,
+) -> Response {
+    let timing = format!(
+        "kv-read;desc={}, kv-write;desc={}, kv-waits;desc={}, subrequest;desc={}",
+        kv[0].reads.get() + kv[1].reads.get(),
+        kv[0].writes.get() + kv[1].writes.get(),
+        waits.sequential(),
+        fetcher.subrequests.get()
+    );
+    response.with_header("server-timing", &timing)
 }
 
 /// Called by the JavaScript entry once, when the isolate starts, with the `env` that
@@ -136,13 +174,7 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
     let state = compiled_apart(isolate_state(&env)).await;
     let request = match read_request(req).await {
         Ok(request) => request,
-        Err(error) => {
-            let body = serde_json::json!({
-                "error": "invalid_request",
-                "error_description": format!("the request could not be read: {error}"),
-            });
-            return Response::json(400, &body);
-        }
+        Err(error) => return unreadable(error),
     };
     #[cfg(feature = "selftest")]
     match request.path.as_str() {
@@ -194,17 +226,10 @@ async fn respond(req: web_sys::Request, env: Env, ctx: Context) -> Response {
     if let Some(switch) = request.path.strip_prefix("/__selftest/registry/") {
         return selftest::registry(&platform.registry, switch).await;
     }
-    let mut response = router::handle(&request, &state.isolate, &platform).await;
+    let response = router::handle(&request, &state.isolate, &platform).await;
     if state.server_timing {
-        // I/O of this request, for benchmarks: a warm exchange should show all zeros.
-        let timing = format!(
-            "kv-read;desc={}, kv-write;desc={}, kv-waits;desc={}, subrequest;desc={}",
-            accounts_kv.reads.get() + platform.jwks_cache.reads.get(),
-            accounts_kv.writes.get() + platform.jwks_cache.writes.get(),
-            waits.sequential(),
-            platform.fetcher.subrequests.get()
-        );
-        response = response.with_header("server-timing", &timing);
+        let kv = [&accounts_kv, &platform.jwks_cache];
+        return with_server_timing(response, kv, &waits, &platform.fetcher);
     }
     response
 }

@@ -36,18 +36,33 @@ pub fn parse_strict(text: &[u8], max_depth: usize) -> Result<Value, JsonError> {
     }
     .deserialize(&mut deserializer)
     .and_then(|value| deserializer.end().map(|()| value))
-    .map_err(|error| {
-        let message = error.to_string();
-        if let Some(rest) = message.strip_prefix(DUPLICATE) {
-            let name = rest.split(" at line ").next().unwrap_or(rest);
-            JsonError::DuplicateMember(name.to_owned())
-        } else if message.starts_with(TOO_DEEP) {
-            JsonError::TooDeep { max_depth }
-        } else {
-            JsonError::Syntax(message)
-        }
-    })?;
+    .map_err(|error| described(error.to_string(), max_depth))?;
     Ok(value)
+}
+
+/// [`parse_strict`] for any serde deserializer (`serde_json::from_value`, a field of a larger
+/// document), its refusals said the same way.
+pub fn strict_value<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    max_depth: usize,
+) -> Result<Value, D::Error> {
+    Strict {
+        depth_left: max_depth,
+    }
+    .deserialize(deserializer)
+    .map_err(|error| D::Error::custom(described(error.to_string(), max_depth)))
+}
+
+/// The refusal a deserializer's error `message` stands for.
+fn described(message: String, max_depth: usize) -> JsonError {
+    if let Some(rest) = message.strip_prefix(DUPLICATE) {
+        let name = rest.split(" at line ").next().unwrap_or(rest);
+        JsonError::DuplicateMember(name.to_owned())
+    } else if message.starts_with(TOO_DEEP) {
+        JsonError::TooDeep { max_depth }
+    } else {
+        JsonError::Syntax(message)
+    }
 }
 
 /// A `Value` deserializer that knows how many more levels it may open.
