@@ -290,9 +290,20 @@ impl KeySets {
         sources: &Sources<'_, P>,
         now: i64,
     ) -> Result<String, Rejection> {
-        if let Some(uri) = jwks_uri {
-            return Ok(uri.to_owned());
+        match jwks_uri {
+            Some(uri) => Ok(uri.to_owned()),
+            // Apart: an account that names its JWKS URL never compiles discovery.
+            None => compiled_apart(self.discovered_jwks_url(issuer_url, sources, now)).await,
         }
+    }
+
+    /// The JWKS URL that `issuer_url`'s discovery document names.
+    async fn discovered_jwks_url<P: Platform>(
+        &self,
+        issuer_url: &str,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Result<String, Rejection> {
         let discovery_url = discovery_url(issuer_url);
         let parse = discovery_parser(issuer_url, sources);
         let stored_form = |jwks_uri: &String| json!({ "issuer": issuer_url, "jwks_uri": jwks_uri });
@@ -364,7 +375,7 @@ impl KeySets {
         match select(&set, token.alg, kid) {
             Ok(candidates) => compiled_apart(verify(token, &candidates, verifier)).await,
             Err(rejection) if rejection.reason == Reason::UnknownKey => {
-                let Ok(Some(fresh)) = self.refetch(url, sources, now).await else {
+                let Ok(Some(fresh)) = compiled_apart(self.refetch(url, sources, now)).await else {
                     return Err(rejection);
                 };
                 compiled_apart(verify(token, &select(&fresh, token.alg, kid)?, verifier)).await
@@ -459,7 +470,8 @@ impl KeySets {
         if let Some(failure) = self.failure(wanted.url, now) {
             return stale.map(|cached| cached.value).ok_or(failure.rejection);
         }
-        match self.fetch(&wanted, sources, now).await {
+        // Apart: a location that has the document in KV never compiles fetching it.
+        match compiled_apart(self.fetch(&wanted, sources, now)).await {
             Ok((value, fetched)) => Ok(self.keep(&wanted, sources, value, fetched)),
             Err(rejection) => stale.map(|cached| cached.value).ok_or(rejection),
         }
