@@ -26,14 +26,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::apart::compiled_apart;
 use crate::jose::jws::UntrustedToken;
-use crate::jose::keys::{parse_key_set, select, KeySet};
+use crate::jose::keys::{key_set_of, parse_key_set, select, KeySet};
 use crate::jose::reason::{Reason, Rejection};
 use crate::jose::verify::{verify, VerifiedToken};
 use crate::ports::{
@@ -69,7 +68,7 @@ const INVALID: &str =
     "the issuer's keys could not be used: it does not publish a usable key set; try again later";
 
 /// Parses a fetched (or stored) document into its in-memory form and the JSON kept in KV.
-type Parse<'p, T> = &'p dyn Fn(&[u8]) -> Result<T, String>;
+type Parse<'p, T> = &'p dyn Fn(&Value) -> Result<T, String>;
 
 /// A parsed document's form in `JWKS_CACHE`: made only when a fetched one is kept, never when
 /// a stored one is read.
@@ -116,16 +115,19 @@ impl Failure {
     }
 }
 
-/// A document as kept in `JWKS_CACHE`: written with `V` a [`Value`], read with `V` the
-/// document's text as stored, parsed once by the document's own parser.
-#[derive(Debug, Serialize, Deserialize)]
+/// A document as kept in `JWKS_CACHE` (read back by [`from_stored`]).
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Stored<V> {
+struct Stored {
     url: String,
     fetched_at: i64,
     fresh_until: i64,
-    value: V,
+    value: Value,
 }
+
+/// Deepest nesting of a fetched document (as of a token), and of its record in `JWKS_CACHE`.
+const MAX_DOCUMENT_DEPTH: usize = 32;
+const MAX_STORED_DEPTH: usize = MAX_DOCUMENT_DEPTH + 1;
 
 /// One kind of document kept in isolate memory, by name.
 #[derive(Debug)]
@@ -198,6 +200,8 @@ struct Wanted<'a, T> {
     prefix: &'static str,
     name: &'a str,
     url: &'a str,
+    /// What the document is, for a description: "the key set".
+    what: &'static str,
     parse: Parse<'a, T>,
     stored_form: StoredForm<'a, T>,
     ahead: Option<ReadAhead>,
@@ -312,6 +316,7 @@ impl KeySets {
             prefix: DISCOVERY_PREFIX,
             name: issuer_url,
             url: &discovery_url,
+            what: "the discovery document",
             parse: &parse,
             stored_form: &stored_form,
             ahead: None,
@@ -433,7 +438,8 @@ impl KeySets {
             prefix: JWKS_PREFIX,
             name: url,
             url,
-            parse: &parse_key_set,
+            what: "the key set",
+            parse: &key_set_of,
             stored_form: &stored_key_set,
             ahead: None,
         }
@@ -494,7 +500,7 @@ impl KeySets {
         sources: &Sources<'_, P>,
         now: i64,
     ) -> Result<(T, Fetch), Rejection> {
-        match fetch(wanted.url, sources.platform.fetcher(), wanted.parse).await {
+        match fetch(wanted, sources.platform.fetcher()).await {
             Ok((parsed, max_age)) => {
                 self.failures.borrow_mut().remove(wanted.url);
                 Ok((parsed, Fetch { at: now, max_age }))
@@ -557,10 +563,10 @@ struct Fetch {
 fn discovery_parser<'a, P: Platform>(
     issuer_url: &'a str,
     sources: &'a Sources<'_, P>,
-) -> impl Fn(&[u8]) -> Result<String, String> + 'a {
-    move |body| {
+) -> impl Fn(&Value) -> Result<String, String> + 'a {
+    move |document| {
         discovered_jwks_uri(
-            body,
+            document,
             issuer_url,
             sources.allow_http_loopback,
             sources.platform.urls(),
@@ -583,26 +589,30 @@ fn cache_key(prefix: &str, name: &str) -> String {
     )
 }
 
+/// A [`Stored`] record's document, parsed, if it is `url`'s and usable. Read by the strict
+/// JSON reader that every token's header and claims go through (no reader of its own to
+/// compile on a cold isolate).
 fn from_stored<T>(text: &str, url: &str, parse: Parse<'_, T>) -> Option<Cached<T>> {
-    let stored: Stored<&RawValue> = serde_json::from_str(text).ok()?;
+    let stored = parse_strict(text.as_bytes(), MAX_STORED_DEPTH).ok()?;
     // A hand edit (or a hash collision) must not serve another URL's document.
-    if stored.url != url {
+    if stored.get("url").and_then(Value::as_str) != Some(url) {
         return None;
     }
-    let value = parse(stored.value.get().as_bytes()).ok()?;
+    let fresh_until = stored.get("freshUntil").and_then(Value::as_i64)?;
+    let value = parse(stored.get("value")?).ok()?;
     Some(Cached {
         value: Rc::new(value),
-        fresh_until: stored.fresh_until,
+        fresh_until,
     })
 }
 
 /// Fetches and parses a document; returns it with its form for KV, and its freshness in
 /// seconds.
 async fn fetch<T, F: KeySetFetcher>(
-    url: &str,
+    wanted: &Wanted<'_, T>,
     fetcher: &F,
-    parse: Parse<'_, T>,
 ) -> Result<(T, i64), Rejection> {
+    let url = wanted.url;
     let unavailable = |why: String| {
         Rejection::new(Reason::JwksUnavailable, UNAVAILABLE)
             .with_detail(format!("fetching {url} failed: {why}"))
@@ -619,10 +629,13 @@ async fn fetch<T, F: KeySetFetcher>(
             "the body is larger than {MAX_DOCUMENT_BYTES} bytes"
         )));
     }
-    let parsed = parse(&fetched.body).map_err(|why| {
-        Rejection::new(Reason::JwksInvalid, INVALID)
-            .with_detail(format!("{url} is not usable: {why}"))
-    })?;
+    let parsed = parse_strict(&fetched.body, MAX_DOCUMENT_DEPTH)
+        .map_err(|error| format!("{} is not JSON: {error}", wanted.what))
+        .and_then(|document| (wanted.parse)(&document))
+        .map_err(|why| {
+            Rejection::new(Reason::JwksInvalid, INVALID)
+                .with_detail(format!("{url} is not usable: {why}"))
+        })?;
     Ok((parsed, freshness(fetched.cache_control.as_deref())))
 }
 
@@ -649,13 +662,11 @@ fn stored_key_set(set: &KeySet) -> Value {
 
 /// An OIDC discovery document: its `jwks_uri`, after checking its `issuer` is the account's.
 fn discovered_jwks_uri(
-    body: &[u8],
+    document: &Value,
     issuer_url: &str,
     allow_http_loopback: bool,
     urls: &dyn UrlParser,
 ) -> Result<String, String> {
-    let document = parse_strict(body, 32)
-        .map_err(|error| format!("the discovery document is not JSON: {error}"))?;
     let issuer = document
         .get("issuer")
         .and_then(Value::as_str)

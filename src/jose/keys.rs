@@ -85,6 +85,11 @@ pub struct KeySet {
 pub fn parse_key_set(body: &[u8]) -> Result<KeySet, String> {
     let value =
         parse_strict(body, 32).map_err(|error| format!("the key set is not JSON: {error}"))?;
+    key_set_of(&value)
+}
+
+/// [`parse_key_set`] of a JWK Set already parsed.
+pub fn key_set_of(value: &Value) -> Result<KeySet, String> {
     let entries = value
         .get("keys")
         .and_then(Value::as_array)

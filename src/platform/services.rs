@@ -143,7 +143,12 @@ impl EventLog for ConsoleLog {
     fn record(&self, mut event: serde_json::Value) {
         // Workers freeze Date.now() during CPU work, so this counts I/O waits (KV, fetch); CPU
         // time is in the platform's own metrics.
-        event["latency_ms"] = serde_json::json!((Date::now() as u64).saturating_sub(self.started));
+        let latency_ms = (Date::now() as u64).saturating_sub(self.started);
+        // Inserted into the object as the JSON reader inserts members: `event[…] =` would
+        // bring a second copy of the map's insertion code onto every cold first request.
+        if let serde_json::Value::Object(members) = &mut event {
+            members.insert("latency_ms".to_owned(), latency_ms.into());
+        }
         worker::console_log!("{event}");
     }
 }
