@@ -459,7 +459,8 @@ impl<P: Platform> Exchange<'_, P> {
 }
 
 fn encode_json(value: &Value) -> String {
-    Base64UrlUnpadded::encode_string(value.to_string().as_bytes())
+    // `to_vec`, as responses are written: `to_string` (Display) is a second copy of the writer.
+    Base64UrlUnpadded::encode_string(&serde_json::to_vec(value).unwrap_or_default())
 }
 
 fn no_account(description: String) -> ExchangeError {

@@ -171,7 +171,8 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
         alg: text("alg").map(str::to_owned),
         key_use: text("use").map(str::to_owned),
         key_ops,
-        public_jwk_text: public_jwk.to_string(),
+        // Written as every response is (one copy of the JSON writer on a cold isolate's path).
+        public_jwk_text: serde_json::to_string(&public_jwk).unwrap_or_default(),
         public_jwk,
     })
 }

@@ -149,7 +149,9 @@ impl EventLog for ConsoleLog {
         if let serde_json::Value::Object(members) = &mut event {
             members.insert("latency_ms".to_owned(), latency_ms.into());
         }
-        worker::console_log!("{event}");
+        // Serialised as the responses are (one copy of the JSON writer), and logged as it is.
+        let line = serde_json::to_string(&event).unwrap_or_default();
+        worker::web_sys::console::log_1(&line.into());
     }
 }
 
