@@ -1,22 +1,23 @@
 // What a cold isolate compiles before it answers: `npm run bench:compiled [-- build-dir …]`.
 //
 // V8 compiles each wasm function when it is first called, whole, and on a cold isolate that
-// compiling was most of the first request's time (docs/performance.md). This counts it exactly,
-// where timing a first request on a shared machine is noisy: for each build (default
-// build-profiling/, the release wasm with function names), a first `/healthz` and a first
-// exchange (account and key set in KV, as `npm run bench` sets them up) run in Node
-// (bench/compiled-run.mjs) under V8's compile trace. Printed per request: the wasm bytes and
-// functions compiled at the isolate's startup and for the request itself, and the largest
-// functions (TOP, default 15). Node's V8 is not workerd's, so the milliseconds printed are only
-// indicative; the bytes are the build's.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// compiling is a large part of the first request's time (docs/performance.md). This counts it
+// exactly, where timing a first request on a shared machine is noisy: for each build (default
+// build-profiling/, the release wasm with function names), a new workerd runs with V8's
+// --trace-wasm-compilation-times (through MINIFLARE_WORKERD_V8_FLAGS), and a first `/healthz`
+// and a first exchange (account and key set in KV, as `npm run bench` sets them up) are each
+// answered by a new one. workerd's lines reach the log handler in order, so a marker written
+// there tells the isolate's startup from the request. Printed per request: the wasm bytes,
+// functions and V8's own compile time at startup and for the request itself; how many of the
+// startup's functions the request compiled again (workerd drops the Liftoff code compiled while
+// the isolate started, see docs/performance.md); and the largest functions (TOP, default 15).
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ROOT, setUp } from "./setup.mjs";
 
 const TOP = Number(process.env.TOP ?? 15);
 const builds = process.argv.slice(2).length ? process.argv.slice(2) : ["build-profiling"];
+process.env.MINIFLARE_WORKERD_V8_FLAGS = [process.env.MINIFLARE_WORKERD_V8_FLAGS, "--trace-wasm-compilation-times"].filter(Boolean).join(" ");
 
 /** Function index → name, from the wasm's name section (empty without one). */
 function functionNames(wasm) {
@@ -52,38 +53,53 @@ function functionNames(wasm) {
   return names;
 }
 
+const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+const REQUEST = "--- request";
+const ANSWERED = "--- answered";
 const bench = await setUp();
-// The fixture holds the bench's signing key and admin token (made for this run): removed on exit.
-const fixtureFolder = mkdtempSync(path.join(tmpdir(), "edge-sts-fixture-"));
-process.on("exit", () => rmSync(fixtureFolder, { recursive: true, force: true }));
-const fixture = path.join(fixtureFolder, "fixture.json");
-writeFileSync(fixture, JSON.stringify({ bindings: bench.bindings, state: bench.state, exchangeBody: bench.exchangeBody("ES256") }));
-await bench.close();
+const requests = {
+  "/healthz": () => ({}),
+  "/oauth2/token": () => ({ method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: bench.exchangeBody("ES256") }),
+};
 
 for (const build of builds) {
   const names = functionNames(readFileSync(path.resolve(ROOT, build, "index_bg.wasm")));
-  for (const requestPath of ["/healthz", "/oauth2/token"]) {
-    const trace = execFileSync(process.execPath, ["--trace-wasm-compilation-times", path.join(ROOT, "bench/compiled-run.mjs"), path.resolve(ROOT, build), fixture, requestPath], { encoding: "utf8", maxBuffer: 64 << 20 });
+  for (const [requestPath, init] of Object.entries(requests)) {
+    const logs = [];
+    const worker = await bench.start("edge-sts", { build, logs });
+    // What the isolate's startup left running (the signing key's import) settles first.
+    await settle();
+    logs.push(REQUEST);
+    const started = performance.now();
+    const response = await fetch(worker.url + requestPath, init());
+    await response.arrayBuffer();
+    const ms = performance.now() - started;
+    await settle();
+    logs.push(ANSWERED);
+    await worker.dispose();
+    if (response.status !== 200) throw new Error(`${build} ${requestPath}: ${response.status}`);
+
     const phases = { startup: [], request: [] };
-    let phase = null;
-    const notes = []; // "startup took … ms", "answered 200 in … ms"
-    for (const line of trace.split("\n")) {
-      const marker = /^--- (\w+) ?(.*)$/.exec(line);
-      if (marker) {
-        const [, name, rest] = marker;
-        if (name === "body") throw new Error(`${build} ${requestPath}: ${notes.join("; ")}: ${rest}`);
-        if (name === "request") notes.push(rest.replace(/^\(|\)$/g, ""));
-        if (name === "answered") notes.push(`${name} ${rest}`);
-        phase = name in phases ? name : null;
-        continue;
-      }
-      const compiled = /^Compiled function \S+#(\d+) using Liftoff.* bodysize (\d+)/.exec(line);
-      if (compiled && phase) phases[phase].push({ index: Number(compiled[1]), bytes: Number(compiled[2]) });
+    let phase = phases.startup;
+    for (const line of logs) {
+      if (line === REQUEST) phase = phases.request;
+      if (line === ANSWERED) break;
+      const compiled = /Compiled function \S+#(\d+) using \w+, took (\d+) (μs|ms).* bodysize (\d+)/.exec(line);
+      if (compiled) phase.push({ index: Number(compiled[1]), us: Number(compiled[2]) * (compiled[3] === "ms" ? 1000 : 1), bytes: Number(compiled[4]) });
     }
-    const total = (list) => `${(list.reduce((sum, { bytes }) => sum + bytes, 0) / 1024).toFixed(1).padStart(6)} KB in ${String(list.length).padStart(3)} functions`;
-    console.log(`${build} ${requestPath}: startup ${total(phases.startup)}; first request ${total(phases.request)} (${notes.join("; ")})`);
+    if (phases.startup.length + phases.request.length === 0) throw new Error("workerd wrote no compile trace (MINIFLARE_WORKERD_V8_FLAGS not applied?)");
+    const total = (list) =>
+      `${(list.reduce((sum, { bytes }) => sum + bytes, 0) / 1024).toFixed(1).padStart(6)} KB in ${String(list.length).padStart(3)} functions, ` +
+      `${(list.reduce((sum, { us }) => sum + us, 0) / 1000).toFixed(1)} ms`;
+    const startupIndexes = new Set(phases.startup.map(({ index }) => index));
+    const again = phases.request.filter(({ index }) => startupIndexes.has(index));
+    console.log(
+      `${build} ${requestPath}: startup ${total(phases.startup)}; first request ${total(phases.request)} ` +
+        `(${again.length} of them compiled at startup too; answered ${response.status} in ${ms.toFixed(1)} ms)`,
+    );
     for (const { index, bytes } of phases.request.sort((a, b) => b.bytes - a.bytes).slice(0, TOP)) {
       console.log(`  ${String(bytes).padStart(7)}  ${(names.get(index) ?? `#${index}`).slice(0, 130)}`);
     }
   }
 }
+await bench.close();
