@@ -97,3 +97,77 @@ fn routes_each_path_shape() {
         assert_eq!(route(path).map(|(route, _)| route), expected, "{path}");
     }
 }
+
+/// A corrupt account record is the service's fault, not the token's and not an outage: the
+/// token endpoint answers 500 `server_error` (no Retry-After: retrying cannot help). With the
+/// record intact the same request goes on to the key set (here unreachable: 503).
+#[test]
+fn a_corrupt_account_record_answers_500_on_the_token_endpoint() {
+    use crate::accounts::store::account_key;
+    use crate::config::signing_keys::SigningKeys;
+    use crate::jose::alg::Alg;
+    use crate::ports::KeyValueStore;
+    use crate::testing::registry::put_accounts;
+    use crate::testing::test_issuer::{TestIssuer, MINT_KEY};
+
+    const NOW: i64 = 1_795_435_200;
+    let vars = Vars {
+        issuer: Some("https://sts.test".into()),
+        ..Vars::default()
+    };
+    let isolate = Isolate {
+        settings: Settings::from_vars(&vars, &WhatwgUrls),
+        signing_keys: SigningKeys::parse(MINT_KEY),
+        admins: Default::default(),
+        key_sets: KeySets::default(),
+    };
+    let platform = MemoryPlatform {
+        clock: FixedClock::at_seconds(NOW as u64),
+        ..MemoryPlatform::default()
+    };
+    let account: crate::accounts::Account = serde_json::from_value(serde_json::json!({
+        "id": "acct-1", "name": "ci", "authenticationType": "rsaKeyFederated",
+        "scopes": ["certificate-issuance"], "issuerURL": "https://idp.example.com",
+        "jwksURI": "https://idp.example.com/jwks", "subject": "repo:acme/app",
+        "audience": "https://sts.test", "enabled": true,
+        "createdAt": "2026-11-23T11:00:00.000Z", "updatedAt": "2026-11-23T11:00:00.000Z",
+    }))
+    .unwrap();
+    put_accounts(&platform.accounts, &[account]);
+    let claims = serde_json::json!({
+        "iss": "https://idp.example.com", "sub": "repo:acme/app", "aud": "https://sts.test",
+        "iat": NOW - 10, "exp": NOW + 600,
+    });
+    let token = TestIssuer::new().sign(Alg::Es256, &claims, serde_json::json!({}));
+    let mut request = Request::new(Method::Post, "https://sts.test", "/oauth2/token");
+    request.headers.push((
+        "content-type".into(),
+        "application/x-www-form-urlencoded".into(),
+    ));
+    request.body =
+        format!("grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion={token}")
+            .into_bytes();
+
+    let intact = block_on(handle(&request, &isolate, &platform));
+    assert_eq!(
+        intact.status,
+        503,
+        "{:?}",
+        String::from_utf8_lossy(&intact.body)
+    );
+
+    block_on(
+        platform
+            .accounts
+            .put(&account_key("acct-1"), "{\"id\":", None),
+    )
+    .unwrap();
+    let corrupt = block_on(handle(&request, &isolate, &platform));
+    assert_eq!(corrupt.status, 500);
+    let body: Value = serde_json::from_slice(&corrupt.body).unwrap();
+    assert_eq!(body["error"], "server_error");
+    assert!(!corrupt
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("retry-after")));
+}
