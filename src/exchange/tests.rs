@@ -1169,6 +1169,32 @@ fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ah
     );
 }
 
+/// With an exact and a pattern account for the token, each naming its own key set, the exact
+/// one's is read ahead (an exact subject wins, so it is the key set that verifies), whatever
+/// the index's order: two waits, no third read.
+#[test]
+fn the_exact_accounts_key_set_is_the_one_read_ahead() {
+    let world = World::new();
+    world.add_account(
+        "pattern-1",
+        json!({"subject": null, "subjectPattern": "repo:acme/*", "jwksURI": "https://idp.example.com/pattern-jwks"}),
+    );
+    world.add_account("exact-1", json!({}));
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    let cold = world.cold_copy(true);
+    let outcome = cold.run(&es256(&cold, &claims()), None, None);
+    assert_eq!(outcome.result.unwrap().account_id, "exact-1");
+    assert_eq!(
+        cold.platform.jwks_cache.reads(),
+        2,
+        "the discovery document with the index, the exact account's key set with the records"
+    );
+    assert!(cold.platform.fetcher.requests().is_empty());
+}
+
 #[test]
 fn a_shared_cache_that_fails_neither_fails_nor_stops_the_exchange() {
     let world = World::new();
