@@ -219,3 +219,40 @@ fn the_shared_copy_is_the_usable_keys_and_an_unusable_one_is_fetched_again() {
         assert_eq!(fixture.fetches(), 1, "{value}");
     }
 }
+
+/// Whether an exchange at `now` reads the issuer's discovery document ahead (then takes what
+/// it read, as the exchange does).
+fn reads_discovery_ahead(fixture: &Fixture, issuer: &str, now: i64) -> bool {
+    let ahead = block_on(
+        fixture
+            .key_sets
+            .read_ahead_discovery(issuer, &fixture.platform, now),
+    );
+    let read = ahead.is_some();
+    fixture
+        .key_sets
+        .discovered(issuer, ahead, &fixture.sources(), now);
+    read
+}
+
+/// An issuer with no discovery document in `JWKS_CACHE` is not read ahead again for an hour
+/// (its accounts name their `jwksURI`, or a fetch will store one); a KV error is no such
+/// answer, and the next exchange reads again.
+#[test]
+fn no_stored_discovery_is_remembered_for_an_hour_and_a_kv_error_not_at_all() {
+    const ISSUER: &str = "https://idp.example.com";
+    let fixture = Fixture::new();
+    let read = |now| reads_discovery_ahead(&fixture, ISSUER, now);
+    assert!(read(NOW), "nothing known yet: read");
+    assert!(!read(NOW + 10), "none stored, lately: not read");
+    assert!(!read(NOW + DEFAULT_FRESH_SECONDS - 1));
+    assert!(read(NOW + DEFAULT_FRESH_SECONDS), "an hour on: read again");
+
+    let failing = Fixture::new();
+    failing.platform.jwks_cache.fail_with(Some("KV is down"));
+    assert!(reads_discovery_ahead(&failing, ISSUER, NOW));
+    assert!(
+        reads_discovery_ahead(&failing, ISSUER, NOW + 10),
+        "a failed read says nothing: read again"
+    );
+}
