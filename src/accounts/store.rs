@@ -16,8 +16,10 @@
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::stored::{missing, wrong, Members};
 use super::{Account, SubjectRule};
 use crate::ports::{KeyValueStore, StorageError};
 
@@ -72,6 +74,45 @@ impl<'de> Deserialize<'de> for IndexEntry {
 impl<'de> Deserialize<'de> for IssuerIndex {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         super::stored::deserialize(deserializer)
+    }
+}
+
+impl TryFrom<Value> for IndexEntry {
+    type Error = String;
+
+    /// `{id, subject | subjectPattern, jwksURI?, jwks?: true}`.
+    fn try_from(value: Value) -> Result<Self, String> {
+        let mut entry = Members::of(value, "an index entry")?;
+        Ok(Self {
+            id: entry.string("id")?,
+            subject: SubjectRule::from_members(
+                entry.optional_string("subject")?,
+                entry.optional_string("subjectPattern")?,
+            )?,
+            jwks_uri: entry.optional_string("jwksURI")?,
+            inline_jwks: entry.boolean("jwks")?.unwrap_or(false),
+        })
+    }
+}
+
+impl TryFrom<Value> for IssuerIndex {
+    type Error = String;
+
+    /// `{issuerURL, accounts: [entry, …]}`.
+    fn try_from(value: Value) -> Result<Self, String> {
+        let mut index = Members::of(value, "the issuer index")?;
+        let accounts = match index.take("accounts") {
+            Some(Value::Array(entries)) => entries
+                .into_iter()
+                .map(IndexEntry::try_from)
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(wrong("accounts", "an array")),
+            None => return Err(missing("accounts")),
+        };
+        Ok(Self {
+            issuer_url: index.string("issuerURL")?,
+            accounts,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! An account record (and an issuer's index) read from storage (KV, the registry's SQLite):
 //! parsed by the strict JSON reader (a member twice, or nesting past 32, is refused), then
-//! taken member by member into an [`Account`] ([`IssuerIndex`], [`IndexEntry`]).
+//! taken member by member ([`Members`]) into an [`Account`]; the issuer index's types
+//! (`store.rs`) are read with the same pieces.
 //!
 //! One reader for every way a record arrives: [`read`] for stored text (the token path), and the
 //! types' `Deserialize` (a registry answer, `from_value`) through [`deserialize`]. A reader
@@ -19,7 +20,6 @@ use std::collections::BTreeMap;
 use serde::de::{Deserializer, Error as _};
 use serde_json::{Map, Value};
 
-use super::store::{IndexEntry, IssuerIndex};
 use super::{Account, AccountFields, SubjectRule};
 use crate::text::glob::Glob;
 use crate::text::json::{parse_strict, strict_value};
@@ -74,48 +74,12 @@ impl TryFrom<Value> for Account {
     }
 }
 
-impl TryFrom<Value> for IndexEntry {
-    type Error = String;
-
-    /// `{id, subject | subjectPattern, jwksURI?, jwks?: true}`.
-    fn try_from(value: Value) -> Result<Self, String> {
-        let mut entry = Members::of(value, "an index entry")?;
-        Ok(Self {
-            id: entry.string("id")?,
-            subject: SubjectRule::from_members(
-                entry.optional_string("subject")?,
-                entry.optional_string("subjectPattern")?,
-            )?,
-            jwks_uri: entry.optional_string("jwksURI")?,
-            inline_jwks: entry.boolean("jwks")?.unwrap_or(false),
-        })
-    }
-}
-
-impl TryFrom<Value> for IssuerIndex {
-    type Error = String;
-
-    /// `{issuerURL, accounts: [entry, …]}`.
-    fn try_from(value: Value) -> Result<Self, String> {
-        let mut index = Members::of(value, "the issuer index")?;
-        let accounts = match index.take("accounts") {
-            Some(Value::Array(entries)) => entries
-                .into_iter()
-                .map(IndexEntry::try_from)
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(wrong("accounts", "an array")),
-            None => return Err(missing("accounts")),
-        };
-        Ok(Self {
-            issuer_url: index.string("issuerURL")?,
-            accounts,
-        })
-    }
-}
-
 impl SubjectRule {
     /// The rule of a stored `subject` or `subjectPattern` member: exactly one of them.
-    fn from_members(subject: Option<String>, pattern: Option<String>) -> Result<Self, String> {
+    pub(super) fn from_members(
+        subject: Option<String>,
+        pattern: Option<String>,
+    ) -> Result<Self, String> {
         match (subject, pattern) {
             (Some(exact), None) => Ok(Self::Exact(exact)),
             (None, Some(pattern)) => Ok(Self::Pattern(Glob::new(&pattern))),
@@ -126,26 +90,26 @@ impl SubjectRule {
 }
 
 /// A record's members, taken one at a time; what is never taken is ignored.
-struct Members(Map<String, Value>);
+pub(super) struct Members(Map<String, Value>);
 
 impl Members {
-    fn of(value: Value, what: &str) -> Result<Self, String> {
+    pub(super) fn of(value: Value, what: &str) -> Result<Self, String> {
         match value {
             Value::Object(members) => Ok(Self(members)),
             _ => Err(format!("{what} is not a JSON object")),
         }
     }
 
-    fn take(&mut self, name: &str) -> Option<Value> {
+    pub(super) fn take(&mut self, name: &str) -> Option<Value> {
         self.0.remove(name)
     }
 
     /// A member that may be absent or `null`.
-    fn optional(&mut self, name: &str) -> Option<Value> {
+    pub(super) fn optional(&mut self, name: &str) -> Option<Value> {
         self.take(name).filter(|value| !value.is_null())
     }
 
-    fn optional_string(&mut self, name: &str) -> Result<Option<String>, String> {
+    pub(super) fn optional_string(&mut self, name: &str) -> Result<Option<String>, String> {
         match self.optional(name) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
@@ -153,12 +117,12 @@ impl Members {
         }
     }
 
-    fn string(&mut self, name: &str) -> Result<String, String> {
+    pub(super) fn string(&mut self, name: &str) -> Result<String, String> {
         self.optional_string(name)?.ok_or_else(|| missing(name))
     }
 
     /// A boolean member; absent is `None` (`null` is no boolean).
-    fn boolean(&mut self, name: &str) -> Result<Option<bool>, String> {
+    pub(super) fn boolean(&mut self, name: &str) -> Result<Option<bool>, String> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Bool(value)) => Ok(Some(value)),
@@ -167,7 +131,7 @@ impl Members {
     }
 
     /// An array of strings; absent is `None` (`null` is no array).
-    fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, String> {
+    pub(super) fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, String> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Array(items)) => items
@@ -183,7 +147,7 @@ impl Members {
     }
 
     /// `claims`: claim name → glob; absent is none.
-    fn claims(&mut self) -> Result<BTreeMap<String, Glob>, String> {
+    pub(super) fn claims(&mut self) -> Result<BTreeMap<String, Glob>, String> {
         match self.take("claims") {
             None => Ok(BTreeMap::new()),
             Some(Value::Object(rules)) => claim_rules(rules),
@@ -205,11 +169,11 @@ fn claim_rules(rules: Map<String, Value>) -> Result<BTreeMap<String, Glob>, Stri
     Ok(globs)
 }
 
-fn missing(name: &str) -> String {
+pub(super) fn missing(name: &str) -> String {
     format!("the record has no {name}")
 }
 
-fn wrong(name: &str, wanted: &str) -> String {
+pub(super) fn wrong(name: &str, wanted: &str) -> String {
     format!("the record's {name} is not {wanted}")
 }
 
@@ -218,6 +182,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::accounts::store::{IndexEntry, IssuerIndex};
 
     fn record() -> Value {
         json!({
