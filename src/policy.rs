@@ -39,12 +39,17 @@ pub(crate) enum Explain {
 }
 
 impl Explain {
-    /// A pass, with `why` when explaining, else with nothing to say.
-    fn pass(self, why: impl FnOnce() -> String) -> Result<String, Rejection> {
-        Ok(match self {
+    /// `why` when explaining, else nothing (and no formatting).
+    fn say(self, why: impl FnOnce() -> String) -> String {
+        match self {
             Self::Yes => why(),
             Self::No => String::new(),
-        })
+        }
+    }
+
+    /// A pass, with [`Self::say`]'s explanation.
+    fn pass(self, why: impl FnOnce() -> String) -> Result<String, Rejection> {
+        Ok(self.say(why))
     }
 }
 
@@ -184,7 +189,6 @@ fn match_claim_rules(
     token: &VerifiedToken<'_>,
     explain: Explain,
 ) -> Result<String, Rejection> {
-    let explain = explain == Explain::Yes;
     let mut matched = Vec::with_capacity(account.fields.claims.len());
     for (name, glob) in &account.fields.claims {
         let pattern = glob.as_str();
@@ -197,16 +201,14 @@ fn match_claim_rules(
         let found = match value {
             Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
                 let text = comparable_text(item)?;
-                glob.matches(&text).then(|| match explain {
-                    true => format!("{name}[{index}] {text:?} matches {pattern:?}"),
-                    false => String::new(),
+                glob.matches(&text).then(|| {
+                    explain.say(|| format!("{name}[{index}] {text:?} matches {pattern:?}"))
                 })
             }),
             value => match comparable_text(value) {
-                Some(text) if glob.matches(&text) => Some(match explain {
-                    true => format!("{name} {text:?} matches {pattern:?}"),
-                    false => String::new(),
-                }),
+                Some(text) if glob.matches(&text) => {
+                    Some(explain.say(|| format!("{name} {text:?} matches {pattern:?}")))
+                }
                 Some(text) => {
                     return reject(
                         Reason::ClaimMismatch,
@@ -235,11 +237,7 @@ fn match_claim_rules(
             }
         }
     }
-    Ok(if explain {
-        matched.join("; ")
-    } else {
-        String::new()
-    })
+    Ok(explain.say(|| matched.join("; ")))
 }
 
 /// A disabled account mints nothing; nor does any account for a subject whose exact account

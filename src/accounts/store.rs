@@ -85,10 +85,7 @@ impl TryFrom<Value> for IndexEntry {
         let mut entry = Members::of(value, "an index entry")?;
         Ok(Self {
             id: entry.string("id")?,
-            subject: SubjectRule::from_members(
-                entry.optional_string("subject")?,
-                entry.optional_string("subjectPattern")?,
-            )?,
+            subject: entry.subject_rule()?,
             jwks_uri: entry.optional_string("jwksURI")?,
             inline_jwks: entry.boolean("jwks")?.unwrap_or(false),
         })

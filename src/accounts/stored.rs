@@ -12,8 +12,9 @@
 //! It is stricter than serde's derived reader on what only a hand edit of KV could make: a
 //! record with both `subject` and `subjectPattern`, or with a member twice, is refused. Such a
 //! record reads as corrupt: an exchange that finds it answers 500, and the registry's one-time
-//! import skips it and logs it. Unknown members (`companyId`) are ignored; a member that may be
-//! absent may also be `null`.
+//! import skips it and logs it. Unknown members (`companyId`) are ignored; an optional string
+//! or `jwks` may also be `null`, as before (`claims`, `applications` and an index entry's `jwks`
+//! may be absent, not `null`).
 
 use std::collections::BTreeMap;
 
@@ -22,10 +23,10 @@ use serde_json::{Map, Value};
 
 use super::{Account, AccountFields, SubjectRule};
 use crate::text::glob::Glob;
-use crate::text::json::{parse_strict, strict_value};
+use crate::text::json::{parse_strict, strict_value, MAX_DEPTH};
 
-/// Deepest nesting of a stored record (an inline `jwks` reaches 4).
-const MAX_RECORD_DEPTH: usize = 32;
+/// Deepest nesting of a stored record: as of the request body it was written from.
+const MAX_RECORD_DEPTH: usize = MAX_DEPTH;
 
 /// A stored record's text, read.
 pub(super) fn read<T: TryFrom<Value, Error = String>>(text: &str) -> Result<T, String> {
@@ -46,10 +47,7 @@ impl TryFrom<Value> for Account {
 
     fn try_from(value: Value) -> Result<Self, String> {
         let mut record = Members::of(value, "the account record")?;
-        let subject = SubjectRule::from_members(
-            record.optional_string("subject")?,
-            record.optional_string("subjectPattern")?,
-        )?;
+        let subject = record.subject_rule()?;
         Ok(Self {
             id: record.string("id")?,
             fields: AccountFields {
@@ -76,10 +74,7 @@ impl TryFrom<Value> for Account {
 
 impl SubjectRule {
     /// The rule of a stored `subject` or `subjectPattern` member: exactly one of them.
-    pub(super) fn from_members(
-        subject: Option<String>,
-        pattern: Option<String>,
-    ) -> Result<Self, String> {
+    fn from_members(subject: Option<String>, pattern: Option<String>) -> Result<Self, String> {
         match (subject, pattern) {
             (Some(exact), None) => Ok(Self::Exact(exact)),
             (None, Some(pattern)) => Ok(Self::Pattern(Glob::new(&pattern))),
@@ -107,6 +102,12 @@ impl Members {
     /// A member that may be absent or `null`.
     pub(super) fn optional(&mut self, name: &str) -> Option<Value> {
         self.take(name).filter(|value| !value.is_null())
+    }
+
+    /// The subject rule: a `subject` or a `subjectPattern`, exactly one of them.
+    pub(super) fn subject_rule(&mut self) -> Result<SubjectRule, String> {
+        let subject = self.optional_string("subject")?;
+        SubjectRule::from_members(subject, self.optional_string("subjectPattern")?)
     }
 
     pub(super) fn optional_string(&mut self, name: &str) -> Result<Option<String>, String> {
@@ -340,5 +341,20 @@ mod tests {
         assert!(read::<IssuerIndex>(&broken.to_string()).is_err());
         broken["accounts"] = json!({});
         assert!(read::<IssuerIndex>(&broken.to_string()).is_err());
+    }
+
+    /// A record nests no deeper than the request body it was written from ([`MAX_DEPTH`]);
+    /// one deeper reads as corrupt.
+    #[test]
+    fn a_record_reads_to_the_request_bodys_depth_and_no_deeper() {
+        let nested =
+            |levels: usize| -> Value { (0..levels).fold(json!("deep"), |inner, _| json!([inner])) };
+        let mut deepest = record();
+        deepest["jwks"] = nested(MAX_DEPTH - 1);
+        assert!(read::<Account>(&deepest.to_string()).is_ok());
+        let mut deeper = record();
+        deeper["jwks"] = nested(MAX_DEPTH);
+        let error = read::<Account>(&deeper.to_string()).unwrap_err();
+        assert!(error.contains("deeper"), "{error}");
     }
 }

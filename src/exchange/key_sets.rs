@@ -32,13 +32,13 @@ use sha2::{Digest, Sha256};
 
 use crate::apart::compiled_apart;
 use crate::jose::jws::UntrustedToken;
-use crate::jose::keys::{key_set_of, parse_key_set, select, KeySet};
+use crate::jose::keys::{key_set_of, select, KeySet};
 use crate::jose::reason::{Reason, Rejection};
 use crate::jose::verify::{verify, VerifiedToken};
 use crate::ports::{
     FetchError, KeySetFetcher, KeyValueStore, Platform, StorageError, UrlParser, MAX_DOCUMENT_BYTES,
 };
-use crate::text::json::parse_strict;
+use crate::text::json::{parse_strict, MAX_DEPTH};
 use crate::text::url::normalize_url;
 
 /// Freshness bounds of a fetched document, in seconds (the contract): an issuer's `max-age` is
@@ -67,7 +67,7 @@ const UNAVAILABLE: &str = "the issuer's keys could not be fetched; try again lat
 const INVALID: &str =
     "the issuer's keys could not be used: it does not publish a usable key set; try again later";
 
-/// Parses a fetched (or stored) document into its in-memory form and the JSON kept in KV.
+/// Takes a fetched (or stored) document, parsed, into its in-memory form.
 type Parse<'p, T> = &'p dyn Fn(&Value) -> Result<T, String>;
 
 /// A parsed document's form in `JWKS_CACHE`: made only when a fetched one is kept, never when
@@ -125,8 +125,8 @@ struct Stored {
     value: Value,
 }
 
-/// Deepest nesting of a fetched document (as of a token), and of its record in `JWKS_CACHE`.
-const MAX_DOCUMENT_DEPTH: usize = 32;
+/// Deepest nesting of a fetched document, and of its record in `JWKS_CACHE` (one level more).
+const MAX_DOCUMENT_DEPTH: usize = MAX_DEPTH;
 const MAX_STORED_DEPTH: usize = MAX_DOCUMENT_DEPTH + 1;
 
 /// One kind of document kept in isolate memory, by name.
@@ -420,7 +420,7 @@ impl KeySets {
         if let Some(set) = self.inline.borrow().get(&text) {
             return Ok(set.clone());
         }
-        let set = Rc::new(parse_key_set(text.as_bytes()).map_err(|why| {
+        let set = Rc::new(key_set_of(jwks).map_err(|why| {
             Rejection::new(Reason::JwksInvalid, INVALID)
                 .with_detail(format!("the account's inline jwks is not usable: {why}"))
         })?);
@@ -492,8 +492,8 @@ impl KeySets {
             .cloned()
     }
 
-    /// Fetches and parses a document, remembering a failure; returns it (with its form for KV)
-    /// and when it was fetched for how long.
+    /// Fetches and parses a document, remembering a failure; returns it and when it was fetched
+    /// for how long.
     async fn fetch<T, P: Platform>(
         &self,
         wanted: &Wanted<'_, T>,
@@ -598,6 +598,7 @@ fn from_stored<T>(text: &str, url: &str, parse: Parse<'_, T>) -> Option<Cached<T
     if stored.get("url").and_then(Value::as_str) != Some(url) {
         return None;
     }
+    stored.get("fetchedAt").and_then(Value::as_i64)?;
     let fresh_until = stored.get("freshUntil").and_then(Value::as_i64)?;
     let value = parse(stored.get("value")?).ok()?;
     Some(Cached {
@@ -606,8 +607,7 @@ fn from_stored<T>(text: &str, url: &str, parse: Parse<'_, T>) -> Option<Cached<T
     })
 }
 
-/// Fetches and parses a document; returns it with its form for KV, and its freshness in
-/// seconds.
+/// Fetches and parses a document; returns it and its freshness in seconds.
 async fn fetch<T, F: KeySetFetcher>(
     wanted: &Wanted<'_, T>,
     fetcher: &F,

@@ -459,7 +459,8 @@ impl<P: Platform> Exchange<'_, P> {
 }
 
 fn encode_json(value: &Value) -> String {
-    // `to_vec`, as responses are written: `to_string` (Display) is a second copy of the writer.
+    // `to_vec`, as responses are written: `to_string` (Display) would bring a second copy of
+    // the JSON writer onto every exchange's path.
     Base64UrlUnpadded::encode_string(&serde_json::to_vec(value).unwrap_or_default())
 }
 

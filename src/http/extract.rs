@@ -15,7 +15,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Deepest JSON nesting accepted in a body: the contract's limit for tokens, used here too (an
 /// account nests three levels).
-pub const MAX_JSON_DEPTH: usize = 32;
+pub const MAX_JSON_DEPTH: usize = crate::text::json::MAX_DEPTH;
 
 /// Something read out of a request, or the answer that refuses it.
 pub(crate) trait FromRequest: Sized {

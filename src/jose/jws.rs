@@ -16,7 +16,7 @@ use crate::text::json::{parse_strict, JsonError};
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Deepest nesting of the header or payload JSON (the contract).
-pub const MAX_JSON_DEPTH: usize = 32;
+pub const MAX_JSON_DEPTH: usize = crate::text::json::MAX_DEPTH;
 
 /// A parsed token whose signature has not been checked: what it says may be a lie. Only
 /// [`crate::jose::verify::verify`] turns it into a [`crate::jose::verify::VerifiedToken`], which

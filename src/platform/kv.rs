@@ -237,7 +237,8 @@ impl KeyValueStore for WorkersKv {
             let names: Array = chunk.iter().map(|key| JsValue::from_str(key)).collect();
             let found: Map = settled(self.namespace.reads.get_texts(&names))
                 .await?
-                .unchecked_into();
+                .dyn_into()
+                .map_err(|_| StorageError("KV's bulk read answered something not a Map".into()))?;
             values.extend(
                 chunk
                     .iter()

@@ -41,7 +41,7 @@ pub fn platform(signing_keys: &str) -> MemoryPlatform {
 /// An account body through the JSON parser and the field rules: whether it is accepted.
 pub fn account_body(body: &[u8]) -> bool {
     let settings = Settings::from_vars(&Vars::default(), &WhatwgUrls).expect("default vars");
-    match parse_strict(body, 32) {
+    match parse_strict(body, crate::text::json::MAX_DEPTH) {
         Ok(Value::Object(object)) => check_field_names(&object)
             .and_then(|()| validate(&object, &settings, &WhatwgUrls))
             .is_ok(),

@@ -27,6 +27,11 @@ pub enum JsonError {
 const DUPLICATE: &str = "\u{0}duplicate member\u{0}";
 const TOO_DEEP: &str = "\u{0}too deep\u{0}";
 
+/// How deep any JSON document edge-sts reads may nest (the contract's 32): a token's header and
+/// claims, a request body, a fetched key set or discovery document, a stored record. A record is
+/// written from a request body, so it reads back within the same limit.
+pub const MAX_DEPTH: usize = 32;
+
 /// Parses `text` as one JSON value; objects and arrays may nest at most `max_depth` levels.
 pub fn parse_strict(text: &[u8], max_depth: usize) -> Result<Value, JsonError> {
     let mut deserializer = serde_json::Deserializer::from_slice(text);

@@ -256,3 +256,27 @@ fn no_stored_discovery_is_remembered_for_an_hour_and_a_kv_error_not_at_all() {
         "a failed read says nothing: read again"
     );
 }
+
+/// A `JWKS_CACHE` record names the URL it was fetched from: one that names another URL (a hand
+/// edit, a hash collision) is never served for this one, however fresh; the set is fetched.
+#[test]
+fn a_shared_copy_of_another_url_is_not_served() {
+    let key = cache_key(JWKS_PREFIX, URL);
+    let other_keys = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "not-k1"}]});
+    for (url, served) in [("https://idp.example.com/other-jwks", false), (URL, true)] {
+        let record =
+            json!({"url": url, "fetchedAt": NOW, "freshUntil": NOW + 3_600, "value": other_keys});
+        let fixture = Fixture::new();
+        block_on(
+            fixture
+                .platform
+                .jwks_cache
+                .put(&key, &record.to_string(), None),
+        )
+        .unwrap();
+        let set = fixture.get(NOW + 10).unwrap();
+        let kid = set.keys[0].kid.as_deref();
+        assert_eq!(kid == Some("not-k1"), served, "{url}");
+        assert_eq!(fixture.fetches(), usize::from(!served), "{url}");
+    }
+}

@@ -156,18 +156,29 @@ fn a_corrupt_account_record_answers_500_on_the_token_endpoint() {
         String::from_utf8_lossy(&intact.body)
     );
 
-    block_on(
-        platform
-            .accounts
-            .put(&account_key("acct-1"), "{\"id\":", None),
-    )
-    .unwrap();
-    let corrupt = block_on(handle(&request, &isolate, &platform));
-    assert_eq!(corrupt.status, 500);
-    let body: Value = serde_json::from_slice(&corrupt.body).unwrap();
-    assert_eq!(body["error"], "server_error");
-    assert!(!corrupt
-        .headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("retry-after")));
+    let intact_record = block_on(platform.accounts.get(&account_key("acct-1")))
+        .unwrap()
+        .unwrap();
+    // Not JSON; a member twice; a member of the wrong type.
+    for corrupt_record in [
+        "{\"id\":".to_owned(),
+        intact_record.replacen("\"enabled\":true", "\"enabled\":true,\"enabled\":false", 1),
+        intact_record.replacen("\"enabled\":true", "\"enabled\":\"yes\"", 1),
+    ] {
+        assert_ne!(corrupt_record, intact_record);
+        block_on(
+            platform
+                .accounts
+                .put(&account_key("acct-1"), &corrupt_record, None),
+        )
+        .unwrap();
+        let corrupt = block_on(handle(&request, &isolate, &platform));
+        assert_eq!(corrupt.status, 500, "{corrupt_record}");
+        let body: Value = serde_json::from_slice(&corrupt.body).unwrap();
+        assert_eq!(body["error"], "server_error");
+        assert!(!corrupt
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("retry-after")));
+    }
 }
