@@ -271,7 +271,8 @@ fn enabled(
 fn comparable_text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) => Some(text.clone()),
-        Value::Bool(_) | Value::Number(_) => Some(value.to_string()),
+        // Written as every other JSON on the path is (not `Display`'s copy of the writer).
+        Value::Bool(_) | Value::Number(_) => serde_json::to_string(value).ok(),
         _ => None,
     }
 }

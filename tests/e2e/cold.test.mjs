@@ -112,7 +112,8 @@ describe("a cold location", () => {
   test("with client_id: the record, then the key set", async () => {
     const worker = await location();
     try {
-      const { io } = await exchange(worker, { client_id: ids.owner });
+      const { body, io } = await exchange(worker, { client_id: ids.owner });
+      assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.owner);
       assert.equal(io["kv-waits"], 2);
       assert.equal(io.subrequest, 0);
     } finally {

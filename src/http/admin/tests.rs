@@ -115,17 +115,22 @@ fn without_admin_token_the_api_is_disabled() {
 /// is a 500 naming it on the admin API, and on nothing else.
 #[test]
 fn a_malformed_admin_tokens_is_reported_by_the_admin_api_only() {
-    let world = World::with_admins(AdminSecrets {
+    let mut world = World::with_admins(AdminSecrets {
         admin_token: Some(TOKEN.into()),
         admin_tokens: Some("not json".into()),
         ..AdminSecrets::default()
     });
-    let (status, body, _) = world.send(Request::new(
-        Method::Get,
-        "http://sts.test",
+    world.isolate.signing_keys =
+        crate::config::signing_keys::SigningKeys::parse(crate::testing::test_issuer::MINT_KEY);
+    for path in [
         "/openapi.json",
-    ));
-    assert_eq!(status, 200, "{body}");
+        "/healthz",
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
+        let (status, body, _) = world.send(Request::new(Method::Get, "http://sts.test", path));
+        assert_eq!(status, 200, "{path}: {body}");
+    }
     for _ in 0..2 {
         let (status, body, _) = world.call(Method::Get, COLLECTION_PATH, None);
         assert_eq!(status, 500, "{body}");
