@@ -56,8 +56,8 @@ struct IsolateState {
     server_timing: bool,
     /// `TOKEN_RATE_LIMIT`, when bound.
     rate_limiter: Option<WorkersRateLimiter>,
-    /// The `ACCOUNTS` and `JWKS_CACHE` bindings, looked up once (each lookup fetches five
-    /// functions from JS).
+    /// The `ACCOUNTS` and `JWKS_CACHE` bindings, looked up once (each lookup fetches the binding
+    /// and five of its functions from JS).
     namespaces: Result<(Namespace, Namespace), ApiError>,
 }
 
@@ -137,8 +137,8 @@ fn with_server_timing(
 /// `cloudflare:workers` exports: reads and checks the vars and secrets and imports the signing
 /// key then, as a server reads its configuration when it boots, rather than on the isolate's
 /// first request. Cloudflare starts an isolate while the client's TLS handshake is still under
-/// way, so this work (and V8's compiling of its code) is off the first request's path
-/// (docs/performance.md). Nothing here is lost if it fails or is not called: the first request
+/// way, so this work is off the first request's path (docs/performance.md; V8's compiling of
+/// its code is not: workerd drops the code compiled while the isolate starts). Nothing here is lost if it fails or is not called: the first request
 /// builds the same state. The entry keeps what is prepared only if the first request's `env`
 /// is the same ([`forget_prepared`]).
 #[wasm_bindgen]
