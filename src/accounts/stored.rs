@@ -270,10 +270,9 @@ mod tests {
         assert!(read::<Account>(&text).is_ok());
     }
 
-    /// A member that may be absent may be null; one that must be there, or has the wrong type,
-    /// is named in the refusal.
+    /// An optional string or `jwks` may be `null`, read as absent.
     #[test]
-    fn members_absent_null_and_of_the_wrong_type() {
+    fn optional_members_may_be_null() {
         let mut nulls = record();
         for name in ["jwksURI", "jwks", "subject", "owner"] {
             nulls[name] = Value::Null;
@@ -288,6 +287,11 @@ mod tests {
             (None, None, None)
         );
         assert!(account.fields.applications.is_empty());
+    }
+
+    /// A member that must be there, or one of the wrong type, is named in the refusal.
+    #[test]
+    fn a_missing_or_mistyped_member_is_named() {
         for (name, value, wanted) in [
             ("name", Value::Null, "has no name"),
             ("enabled", json!("true"), "enabled is not true or false"),

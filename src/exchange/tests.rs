@@ -79,6 +79,19 @@ impl World {
         account
     }
 
+    /// The exchange run once here (so `JWKS_CACHE` holds what a location that served it holds),
+    /// then on a new isolate at this location: that isolate, and the account its first
+    /// exchange minted for.
+    fn cold_after_one_exchange(&self) -> (World, String) {
+        assert!(self.run(&es256(self, &claims()), None, None).result.is_ok());
+        let cold = self.cold_copy(true);
+        let issued = cold
+            .run(&es256(&cold, &claims()), None, None)
+            .result
+            .unwrap();
+        (cold, issued.account_id)
+    }
+
     /// A new isolate (nothing in memory) at a location holding this world's `ACCOUNTS` and
     /// `JWKS_CACHE`; `accounts` false leaves its `ACCOUNTS` empty.
     fn cold_copy(&self, accounts: bool) -> World {
@@ -1123,13 +1136,8 @@ fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ah
         "pattern-2",
         json!({"subject": null, "subjectPattern": "repo:acme/app:*"}),
     );
-    assert!(world
-        .run(&es256(&world, &claims()), None, None)
-        .result
-        .is_ok());
-    let cold = world.cold_copy(true);
-    let outcome = cold.run(&es256(&cold, &claims()), None, None);
-    assert_eq!(outcome.result.unwrap().account_id, "exact-1");
+    let (cold, account) = world.cold_after_one_exchange();
+    assert_eq!(account, "exact-1");
     assert_eq!(
         cold.platform.accounts.reads(),
         2,
@@ -1180,13 +1188,8 @@ fn the_exact_accounts_key_set_is_the_one_read_ahead() {
         json!({"subject": null, "subjectPattern": "repo:acme/*", "jwksURI": "https://idp.example.com/pattern-jwks"}),
     );
     world.add_account("exact-1", json!({}));
-    assert!(world
-        .run(&es256(&world, &claims()), None, None)
-        .result
-        .is_ok());
-    let cold = world.cold_copy(true);
-    let outcome = cold.run(&es256(&cold, &claims()), None, None);
-    assert_eq!(outcome.result.unwrap().account_id, "exact-1");
+    let (cold, account) = world.cold_after_one_exchange();
+    assert_eq!(account, "exact-1");
     assert_eq!(
         cold.platform.jwks_cache.reads(),
         2,
@@ -1238,15 +1241,7 @@ fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
     let world = World::new();
     world.add_account("acct-1", json!({"jwksURI": null}));
     world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
-    assert!(world
-        .run(&es256(&world, &claims()), None, None)
-        .result
-        .is_ok());
-    let cold = world.cold_copy(true);
-    assert!(cold
-        .run(&es256(&cold, &claims()), None, None)
-        .result
-        .is_ok());
+    let (cold, _) = world.cold_after_one_exchange();
     assert_eq!(
         cold.platform.accounts.reads(),
         2,

@@ -46,6 +46,25 @@ impl Fixture {
     fn fetches(&self) -> usize {
         self.platform.fetcher.requests().len()
     }
+
+    /// A new isolate whose location's `JWKS_CACHE` holds `record` for [`URL`]'s key set.
+    fn with_stored(record: &Value) -> Self {
+        let fixture = Self::new();
+        let key = cache_key(JWKS_PREFIX, URL);
+        block_on(
+            fixture
+                .platform
+                .jwks_cache
+                .put(&key, &record.to_string(), None),
+        )
+        .unwrap();
+        fixture
+    }
+}
+
+/// A `JWKS_CACHE` record for [`URL`]'s set, fresh for an hour from [`NOW`], naming `url`.
+fn stored_record(url: &str, value: Value) -> Value {
+    json!({"url": url, "fetchedAt": NOW, "freshUntil": NOW + 3_600, "value": value})
 }
 
 #[test]
@@ -182,10 +201,9 @@ fn an_older_shared_copy_does_not_replace_a_newer_one_in_memory() {
     );
 }
 
-/// The shared copy holds the set's usable keys, read back as they were; one whose value is
-/// not a usable key set (a hand edit) is not served: the set is fetched again.
+/// The shared copy holds the set's usable keys, and another isolate reads the same set back.
 #[test]
-fn the_shared_copy_is_the_usable_keys_and_an_unusable_one_is_fetched_again() {
+fn the_shared_copy_is_the_usable_keys_read_back_as_they_were() {
     let fixture = Fixture::new();
     let fetched = fixture.get(NOW).unwrap();
     let key = cache_key(JWKS_PREFIX, URL);
@@ -195,26 +213,21 @@ fn the_shared_copy_is_the_usable_keys_and_an_unusable_one_is_fetched_again() {
         record["value"],
         json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "k1"}]})
     );
-    let other = Fixture::new();
-    block_on(other.platform.jwks_cache.put(&key, &stored, None)).unwrap();
+    let other = Fixture::with_stored(&record);
     assert_eq!(*other.get(NOW + 10).unwrap(), *fetched);
     assert_eq!(other.fetches(), 0);
+}
 
+/// A shared copy whose value is not a usable key set (a hand edit) is not served: the set is
+/// fetched again.
+#[test]
+fn an_unusable_shared_copy_is_fetched_again() {
     for value in [
         json!({"keys": []}),
         json!("keys"),
         json!({"keys": [{"kty": "oct"}]}),
     ] {
-        let unusable =
-            json!({"url": URL, "fetchedAt": NOW, "freshUntil": NOW + 3_600, "value": value});
-        let fixture = Fixture::new();
-        block_on(
-            fixture
-                .platform
-                .jwks_cache
-                .put(&key, &unusable.to_string(), None),
-        )
-        .unwrap();
+        let fixture = Fixture::with_stored(&stored_record(URL, value.clone()));
         assert!(fixture.get(NOW + 10).is_ok(), "{value}");
         assert_eq!(fixture.fetches(), 1, "{value}");
     }
@@ -236,10 +249,9 @@ fn reads_discovery_ahead(fixture: &Fixture, issuer: &str, now: i64) -> bool {
 }
 
 /// An issuer with no discovery document in `JWKS_CACHE` is not read ahead again for an hour
-/// (its accounts name their `jwksURI`, or a fetch will store one); a KV error is no such
-/// answer, and the next exchange reads again.
+/// (its accounts name their `jwksURI`, or a fetch will store one); then it is.
 #[test]
-fn no_stored_discovery_is_remembered_for_an_hour_and_a_kv_error_not_at_all() {
+fn no_stored_discovery_is_remembered_for_an_hour() {
     const ISSUER: &str = "https://idp.example.com";
     let fixture = Fixture::new();
     let read = |now| reads_discovery_ahead(&fixture, ISSUER, now);
@@ -247,33 +259,25 @@ fn no_stored_discovery_is_remembered_for_an_hour_and_a_kv_error_not_at_all() {
     assert!(!read(NOW + 10), "none stored, lately: not read");
     assert!(!read(NOW + DEFAULT_FRESH_SECONDS - 1));
     assert!(read(NOW + DEFAULT_FRESH_SECONDS), "an hour on: read again");
+}
 
-    let failing = Fixture::new();
-    failing.platform.jwks_cache.fail_with(Some("KV is down"));
-    assert!(reads_discovery_ahead(&failing, ISSUER, NOW));
-    assert!(
-        reads_discovery_ahead(&failing, ISSUER, NOW + 10),
-        "a failed read says nothing: read again"
-    );
+/// A KV error says nothing of what is stored: the next exchange reads the document ahead again.
+#[test]
+fn a_failed_discovery_read_is_not_remembered() {
+    const ISSUER: &str = "https://idp.example.com";
+    let fixture = Fixture::new();
+    fixture.platform.jwks_cache.fail_with(Some("KV is down"));
+    assert!(reads_discovery_ahead(&fixture, ISSUER, NOW));
+    assert!(reads_discovery_ahead(&fixture, ISSUER, NOW + 10));
 }
 
 /// A `JWKS_CACHE` record names the URL it was fetched from: one that names another URL (a hand
 /// edit, a hash collision) is never served for this one, however fresh; the set is fetched.
 #[test]
 fn a_shared_copy_of_another_url_is_not_served() {
-    let key = cache_key(JWKS_PREFIX, URL);
     let other_keys = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "not-k1"}]});
     for (url, served) in [("https://idp.example.com/other-jwks", false), (URL, true)] {
-        let record =
-            json!({"url": url, "fetchedAt": NOW, "freshUntil": NOW + 3_600, "value": other_keys});
-        let fixture = Fixture::new();
-        block_on(
-            fixture
-                .platform
-                .jwks_cache
-                .put(&key, &record.to_string(), None),
-        )
-        .unwrap();
+        let fixture = Fixture::with_stored(&stored_record(url, other_keys.clone()));
         let set = fixture.get(NOW + 10).unwrap();
         let kid = set.keys[0].kid.as_deref();
         assert_eq!(kid == Some("not-k1"), served, "{url}");
