@@ -180,7 +180,7 @@ mod tests {
     use crate::testing::memory::{block_on, MemoryStore};
 
     #[test]
-    fn reads_are_kept_for_10_s_and_writes_show_at_once() {
+    fn reads_are_kept_for_10_s() {
         let kv = MemoryStore::new();
         let cache = AccountCache::default();
         let at = |now_ms| CachedStore {
@@ -205,7 +205,22 @@ mod tests {
             block_on(at(10_000).get("account:a")).unwrap().as_deref(),
             Some("v2")
         );
-        // This isolate's own writes and deletes are seen at once.
+    }
+
+    #[test]
+    fn this_isolates_own_writes_and_deletes_show_at_once() {
+        let kv = MemoryStore::new();
+        let cache = AccountCache::default();
+        let at = |now_ms| CachedStore {
+            inner: &kv,
+            cache: &cache,
+            now_ms,
+        };
+        block_on(kv.put("account:a", "v1", None)).unwrap();
+        assert_eq!(
+            block_on(at(0).get("account:a")).unwrap().as_deref(),
+            Some("v1")
+        );
         block_on(at(10_001).put("account:a", "v3", None)).unwrap();
         assert_eq!(
             block_on(at(10_002).get("account:a")).unwrap().as_deref(),
@@ -245,19 +260,34 @@ mod tests {
             reads + 1,
             "one bulk read for the three not kept"
         );
-        // Now all four are kept, absence included.
-        assert_eq!(block_on(at(2_000).get_many(&keys)).unwrap(), values);
-        assert_eq!(kv.reads(), reads + 1);
-        // Past 10 s, all are read again, in one read.
-        assert_eq!(
-            block_on(at(11_001).get_many(&keys)).unwrap()[0].as_deref(),
-            Some("A2")
-        );
-        assert_eq!(kv.reads(), reads + 2);
     }
 
     #[test]
-    fn absence_is_kept_too_and_a_failed_write_is_forgotten() {
+    fn a_bulk_read_is_kept_absence_included_and_read_again_at_once_past_10_s() {
+        let kv = MemoryStore::new();
+        let cache = AccountCache::default();
+        let at = |now_ms| CachedStore {
+            inner: &kv,
+            cache: &cache,
+            now_ms,
+        };
+        block_on(kv.put("account:a", "A", None)).unwrap();
+        let keys = ["account:a", "account:missing"].map(String::from);
+        let values = block_on(at(0).get_many(&keys)).unwrap();
+        assert_eq!(values, [Some("A".into()), None]);
+        let reads = kv.reads();
+        block_on(kv.put("account:a", "A2", None)).unwrap();
+        assert_eq!(block_on(at(9_999).get_many(&keys)).unwrap(), values);
+        assert_eq!(kv.reads(), reads, "both kept, absence included");
+        assert_eq!(
+            block_on(at(10_000).get_many(&keys)).unwrap(),
+            [Some("A2".into()), None]
+        );
+        assert_eq!(kv.reads(), reads + 1, "both read again, in one read");
+    }
+
+    #[test]
+    fn absence_is_kept_too() {
         let kv = MemoryStore::new();
         let cache = AccountCache::default();
         let store = CachedStore {
@@ -269,6 +299,18 @@ mod tests {
         let reads = kv.reads();
         assert_eq!(block_on(store.get("issuer:x")).unwrap(), None);
         assert_eq!(kv.reads(), reads);
+    }
+
+    #[test]
+    fn a_failed_write_is_forgotten() {
+        let kv = MemoryStore::new();
+        let cache = AccountCache::default();
+        let store = CachedStore {
+            inner: &kv,
+            cache: &cache,
+            now_ms: 0,
+        };
+        assert_eq!(block_on(store.get("issuer:x")).unwrap(), None);
         kv.fail_with(Some("down"));
         assert!(block_on(store.put("issuer:x", "v", None)).is_err());
         kv.fail_with(None);

@@ -1149,9 +1149,15 @@ fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ah
         "the discovery document (none) with the index, the key set with the records"
     );
     assert_eq!(cold.platform.fetcher.requests().len(), 0);
+}
 
-    // An index whose hint names another URL (written before the record changed): the key set
-    // the record names is read, and the hint's read is only wasted.
+/// An index whose hint names another URL (written before the record changed): the key set the
+/// record names is read, and the hint's read is only wasted.
+#[test]
+fn a_stale_key_set_hint_in_the_index_wastes_one_read_and_the_records_key_set_verifies() {
+    let world = World::new();
+    world.add_account("exact-1", json!({}));
+    let (cold, _) = world.cold_after_one_exchange();
     let index_key = crate::accounts::store::issuer_index_key(ISSUER);
     let stale_hint = cold
         .platform

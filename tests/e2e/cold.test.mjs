@@ -90,7 +90,15 @@ describe("a cold location", () => {
       assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.exact);
       // Reads: the index and the discovery document, then the three records and the key set.
       assert.deepEqual(io, { "kv-read": 4, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
-      // Warm: nothing at all.
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("the exchanges after the first touch neither KV nor the network", async () => {
+    const worker = await location();
+    try {
+      await exchange(worker);
       const warm = await exchange(worker);
       assert.deepEqual(warm.io, { "kv-read": 0, "kv-write": 0, "kv-waits": 0, subrequest: 0 });
     } finally {
