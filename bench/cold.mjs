@@ -1,7 +1,8 @@
 // Cold isolates only, quickly: `npm run bench:cold [-- build-dir …]`. For each build given
 // (default build/) and the jose reference, a new workerd per measurement, its first request
-// timed: a first `/healthz`, and a first exchange with account and key set already in KV.
-// Median of COLD_RUNS (default 7). `npm run bench` prints the same beside everything else.
+// timed: a first `/healthz`, and a first exchange with account and key set already in KV; and a
+// plain JavaScript worker making only each one's KV reads. Median of COLD_RUNS (default 7).
+// `npm run bench` prints the same beside everything else.
 import { median, setUp } from "./setup.mjs";
 
 const RUNS = Number(process.env.COLD_RUNS ?? 7);
@@ -21,10 +22,18 @@ async function first(name, build, path, init) {
 const exchange = () => ({ method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: bench.exchangeBody("ES256") });
 const targets = [...builds.map((build) => [build, "counting", build]), ["jose reference", "reference"], ["floor", "floor"]];
 const results = Object.fromEntries(targets.map(([label]) => [label, { health: [], exchange: [] }]));
+// The KV reads alone: a plain JavaScript worker's first request making only each worker's
+// cold reads, and one making none (what the local KV costs, apart from the rest of a first
+// exchange).
+const plans = { none: [], "edge-sts": bench.readPlans["edge-sts"], reference: bench.readPlans.reference };
+const reads = Object.fromEntries(Object.keys(plans).map((name) => [name, []]));
 for (let run = 0; run < RUNS; run++) {
   for (const [label, name, build] of targets) {
     results[label].health.push(await first(name, build, "/healthz"));
     results[label].exchange.push(await first(name, build, "/oauth2/token", exchange()));
+  }
+  for (const [name, plan] of Object.entries(plans)) {
+    reads[name].push(await first("kv-reads", undefined, `/?plan=${encodeURIComponent(JSON.stringify(plan))}`));
   }
   process.stderr.write(".");
 }
@@ -34,4 +43,11 @@ for (const [label, { health, exchange: exchanges }] of Object.entries(results)) 
   const timing = exchanges[0].timing ? `   ${exchanges[0].timing}` : "";
   console.log(`${label.padEnd(16)} first /healthz ${ms(health)} ms   first exchange ${ms(exchanges)} ms${timing}`);
 }
+const readMs = (name) => median(reads[name].map((result) => result.ms));
+const [none, ours, theirs] = ["none", "edge-sts", "reference"].map(readMs);
+console.log(
+  `KV reads alone   (a JavaScript worker's first request) none ${none.toFixed(1)} ms; ` +
+    `edge-sts's ${ours.toFixed(1)} ms (+${(ours - none).toFixed(1)}: 4 reads, 2 namespaces, 2 waits); ` +
+    `the reference's ${theirs.toFixed(1)} ms (+${(theirs - none).toFixed(1)}: 2 reads, 1 namespace, 2 waits)`,
+);
 await bench.close();

@@ -3,8 +3,8 @@
 // workerd (Miniflare) on 127.0.0.1, taking turns in 1 s rounds per case, in one run. Prints
 // exchanges per second, p50/p99 latency and non-200 counts per case, the ratio
 // edge-sts / reference, workerd's CPU time per request and each exchange's net CPU beside the
-// floor's, cold isolates' first /healthz and first exchange, warm and cold I/O counters
-// (Server-Timing) and the wasm size.
+// floor's, cold isolates' first /healthz and first exchange (beside what a cold exchange's KV
+// reads alone cost the local KV), warm and cold I/O counters (Server-Timing) and the wasm size.
 //
 //   BENCH_SECONDS=10 npm run bench       (seconds per case and worker; the default)
 //   BENCH_AA=1 npm run bench             (edge-sts against itself: how far apart two identical
@@ -32,7 +32,7 @@ const COUNT_SECONDS = 6;
 
 const bench = await setUp();
 const { idp, keys, claims } = bench;
-const names = { "edge-sts": "edge-sts", reference: AA ? "edge-sts" : "reference", floor: "floor", counting: "counting" };
+const names = { "edge-sts": "edge-sts", reference: AA ? "edge-sts" : "reference", floor: "floor", counting: "counting", "kv-reads": "kv-reads" };
 
 // workerd's own CPU time (user + system), from /proc on Linux: what each worker costs the
 // machine per request, apart from the load generator sharing its cores. Null elsewhere.
@@ -220,6 +220,8 @@ await counting.dispose();
 // show the cold path's I/O.
 const cold = {};
 for (const name of ["edge-sts", "reference", "floor"]) cold[name] = { health: [], exchange: [] };
+const readPlans = { none: [], "edge-sts": bench.readPlans["edge-sts"], reference: bench.readPlans.reference };
+const kvReads = Object.fromEntries(Object.keys(readPlans).map((plan) => [plan, []]));
 for (let run = 0; run < COLD_RUNS; run++) {
   for (const name of Object.keys(cold)) {
     for (const [kind, request] of [["health", (worker) => send(worker, "GET", "/healthz")], ["exchange", (worker) => exchangeRequest(worker, "ES256")]]) {
@@ -231,6 +233,16 @@ for (let run = 0; run < COLD_RUNS; run++) {
       worker.agent.destroy();
       await worker.dispose();
     }
+  }
+  // The KV reads alone: a plain JavaScript worker's first request making only each worker's
+  // cold reads, or none (what the local KV costs, apart from the rest of a first exchange).
+  for (const [plan, reads] of Object.entries(readPlans)) {
+    const worker = await start("kv-reads");
+    const started = performance.now();
+    const response = await send(worker, "GET", `/?plan=${encodeURIComponent(JSON.stringify(reads))}`);
+    kvReads[plan].push({ ms: performance.now() - started, status: response.status });
+    worker.agent.destroy();
+    await worker.dispose();
   }
 }
 for (const worker of Object.values(workers)) {
@@ -274,7 +286,12 @@ for (const kind of ["health", "exchange"]) {
   const [e, r, fl] = ["edge-sts", "reference", "floor"].map((name) => coldMs(name, kind));
   console.log(`  first ${kind === "health" ? "/healthz " : "exchange"}  edge-sts ${pad(f(e, 1), 5)} ms   jose ${pad(f(r, 1), 5)} ms   floor ${pad(f(fl, 1), 5)} ms   edge-sts/jose ${f(e / r)}`);
 }
-const coldNon200 = Object.values(cold).flatMap((kinds) => [...kinds.health, ...kinds.exchange]).filter((c) => c.status !== 200).length;
+const [noReads, ourReads, theirReads] = ["none", "edge-sts", "reference"].map((plan) => median(kvReads[plan].map((c) => c.ms)));
+console.log(
+  `  the KV reads alone (a JavaScript worker's first request): none ${f(noReads, 1)} ms; edge-sts's ${f(ourReads, 1)} ms ` +
+    `(+${f(ourReads - noReads, 1)}: 4 reads, 2 namespaces, 2 waits); jose's ${f(theirReads, 1)} ms (+${f(theirReads - noReads, 1)}: 2 reads, 1 namespace, 2 waits)`,
+);
+const coldNon200 = [...Object.values(cold).flatMap((kinds) => [...kinds.health, ...kinds.exchange]), ...Object.values(kvReads).flat()].filter((c) => c.status !== 200).length;
 console.log(`  edge-sts's first exchange, Server-Timing: ${cold["edge-sts"].exchange[0].timing} (kv-waits: sequential waits on KV); non-200: ${coldNon200}`);
 const floor = rows.find((row) => row.name.startsWith("GET") && row.concurrency === 1)["edge-sts"].p50;
 for (const row of rows.filter((row) => row.name.startsWith("exchange") && row.concurrency === 1)) {

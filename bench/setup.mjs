@@ -6,6 +6,8 @@
 //   counting    the same, answering each request's I/O counts in Server-Timing
 //   reference   the same exchange in JavaScript with jose (bench/reference/worker.mjs)
 //   floor       only the two Web Crypto calls (bench/reference/floor.mjs)
+//   kv-reads    only a cold exchange's KV reads, in a plan given per request
+//               (bench/reference/kv-reads.mjs)
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -21,6 +23,7 @@ export const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /** The reference worker, bundled with jose for workerd. */
 const REFERENCE = path.join(ROOT, "build-bench", "reference.mjs");
 const FLOOR = path.join(ROOT, "bench", "reference", "floor.mjs");
+const KV_READS = path.join(ROOT, "bench", "reference", "kv-reads.mjs");
 
 export async function setUp() {
   execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
@@ -61,6 +64,7 @@ export async function setUp() {
     counting: (build = "build", options = {}) => startWorker({ ...bindings, SERVER_TIMING: "true" }, { logs: [], build, ...options }),
     reference: () => startWorker(bindings, { logs: [], modules: [{ type: "ESModule", path: REFERENCE }] }),
     floor: () => startWorker({ FLOOR_KEYS: floorKeys }, { logs: [], modules: [{ type: "ESModule", path: FLOOR }] }),
+    "kv-reads": () => startWorker({}, { logs: [], modules: [{ type: "ESModule", path: KV_READS }] }),
   };
 
   /**
@@ -76,7 +80,21 @@ export async function setUp() {
     return worker;
   }
 
-  return { idp, keys, tokens, claims, bindings, state, exchangeBody, start, close: () => idp.close() };
+  // A cold exchange's KV reads, as each worker makes them (for the kv-reads worker). edge-sts:
+  // the issuer's index with its stored discovery document (absent here: the account names its
+  // jwksURI), then the candidate record in one bulk read with the key set's JWKS_CACHE entry.
+  // The reference: the index, then the record (it fetches the key set from the issuer).
+  const digest = async (text) => Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))).toString("base64url");
+  const stored = (namespace, prefix) => state[namespace].map(([key]) => key).filter((key) => key.startsWith(prefix));
+  const [index] = stored("ACCOUNTS", "issuer:");
+  const records = stored("ACCOUNTS", "account:");
+  const [keySet] = stored("JWKS_CACHE", "jwks:");
+  const readPlans = {
+    "edge-sts": [[["ACCOUNTS", index], ["JWKS_CACHE", `oidc:${await digest(idp.url)}`]], [["ACCOUNTS", records], ["JWKS_CACHE", keySet]]],
+    reference: [[["ACCOUNTS", index]], [["ACCOUNTS", records[0]]]],
+  };
+
+  return { idp, keys, tokens, claims, bindings, state, exchangeBody, readPlans, start, close: () => idp.close() };
 }
 
 export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
