@@ -271,10 +271,14 @@ console.log("\nnet CPU per exchange (exchange minus /healthz, µs), and edge-sts
 for (const concurrency of [1, 8]) {
   const health = rows.find((row) => row.name.startsWith("GET") && row.concurrency === concurrency);
   for (const row of rows.filter((row) => row.name.startsWith("exchange") && row.concurrency === concurrency)) {
-    const net = (worker) => (row[worker].cpuPerRequest === null ? null : row[worker].cpuPerRequest - health[worker].cpuPerRequest);
+    const net = (worker) =>
+      row[worker].cpuPerRequest === null || health[worker].cpuPerRequest === null ? null : row[worker].cpuPerRequest - health[worker].cpuPerRequest;
     const [e, r, fl] = ["edge-sts", "reference", "floor"].map(net);
     if (e === null) continue;
-    console.log(`  ${row.name.slice(10, 21)} conc ${concurrency}: edge-sts ${pad(f(e, 0), 4)}, jose ${pad(f(r, 0), 4)}, floor ${pad(f(fl, 0), 4)}   edge-sts/floor ${f(e / fl)}, edge-sts/jose ${f(e / r)}`);
+    // A worker whose CPU could not be read (a workerd of its gone from /proc) shows "–".
+    const us = (value) => (value === null ? "–" : f(value, 0));
+    const ratio = (other) => (other === null ? "–" : f(e / other));
+    console.log(`  ${row.name.slice(10, 21)} conc ${concurrency}: edge-sts ${pad(us(e), 4)}, jose ${pad(us(r), 4)}, floor ${pad(us(fl), 4)}   edge-sts/floor ${ratio(fl)}, edge-sts/jose ${ratio(r)}`);
   }
 }
 
