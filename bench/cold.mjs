@@ -50,4 +50,8 @@ console.log(
     `edge-sts's ${ours.toFixed(1)} ms (+${(ours - none).toFixed(1)}: 4 reads, 2 namespaces, 2 waits); ` +
     `the reference's ${theirs.toFixed(1)} ms (+${(theirs - none).toFixed(1)}: 2 reads, 1 namespace, 2 waits)`,
 );
+for (const build of builds) {
+  const stalePlan = bench.readPlanDiffers(results[build].exchange[0].timing);
+  if (stalePlan) console.log(`${build}: ${stalePlan}`);
+}
 await bench.close();

@@ -295,6 +295,8 @@ console.log(
   `  the KV reads alone (a JavaScript worker's first request): none ${f(noReads, 1)} ms; edge-sts's ${f(ourReads, 1)} ms ` +
     `(+${f(ourReads - noReads, 1)}: 4 reads, 2 namespaces, 2 waits); jose's ${f(theirReads, 1)} ms (+${f(theirReads - noReads, 1)}: 2 reads, 1 namespace, 2 waits)`,
 );
+const stalePlan = bench.readPlanDiffers(cold["edge-sts"].exchange[0].timing);
+if (stalePlan) console.log(`  ${stalePlan}`);
 const coldNon200 = [...Object.values(cold).flatMap((kinds) => [...kinds.health, ...kinds.exchange]), ...Object.values(kvReads).flat()].filter((c) => c.status !== 200).length;
 console.log(`  edge-sts's first exchange, Server-Timing: ${cold["edge-sts"].exchange[0].timing} (kv-waits: sequential waits on KV); non-200: ${coldNon200}`);
 const floor = rows.find((row) => row.name.startsWith("GET") && row.concurrency === 1)["edge-sts"].p50;
