@@ -179,84 +179,81 @@ mod tests {
     use super::*;
     use crate::testing::memory::{block_on, MemoryStore};
 
+    /// KV and one isolate's cache, read and written through at a given time.
+    struct Fixture {
+        kv: MemoryStore,
+        cache: AccountCache,
+    }
+
+    impl Fixture {
+        fn with(values: &[(&str, &str)]) -> Self {
+            let kv = MemoryStore::new();
+            for (key, value) in values {
+                block_on(kv.put(key, value, None)).unwrap();
+            }
+            Self {
+                kv,
+                cache: AccountCache::default(),
+            }
+        }
+
+        fn at(&self, now_ms: u64) -> CachedStore<'_, MemoryStore> {
+            CachedStore {
+                inner: &self.kv,
+                cache: &self.cache,
+                now_ms,
+            }
+        }
+
+        fn get(&self, now_ms: u64, key: &str) -> Option<String> {
+            block_on(self.at(now_ms).get(key)).unwrap()
+        }
+
+        fn get_many(&self, now_ms: u64, keys: &[String]) -> Vec<Option<String>> {
+            block_on(self.at(now_ms).get_many(keys)).unwrap()
+        }
+
+        /// Another isolate's write: straight to KV, unseen by this cache.
+        fn elsewhere(&self, key: &str, value: &str) {
+            block_on(self.kv.put(key, value, None)).unwrap();
+        }
+    }
+
     #[test]
     fn reads_are_kept_for_10_s() {
-        let kv = MemoryStore::new();
-        let cache = AccountCache::default();
-        let at = |now_ms| CachedStore {
-            inner: &kv,
-            cache: &cache,
-            now_ms,
-        };
-        block_on(kv.put("account:a", "v1", None)).unwrap();
-        assert_eq!(
-            block_on(at(0).get("account:a")).unwrap().as_deref(),
-            Some("v1")
-        );
-        let reads = kv.reads();
-        // Another isolate changes it: this one keeps its read until 10 s have passed.
-        block_on(kv.put("account:a", "v2", None)).unwrap();
-        assert_eq!(
-            block_on(at(9_999).get("account:a")).unwrap().as_deref(),
-            Some("v1")
-        );
-        assert_eq!(kv.reads(), reads, "served from memory");
-        assert_eq!(
-            block_on(at(10_000).get("account:a")).unwrap().as_deref(),
-            Some("v2")
-        );
+        let world = Fixture::with(&[("account:a", "v1")]);
+        assert_eq!(world.get(0, "account:a").as_deref(), Some("v1"));
+        let reads = world.kv.reads();
+        world.elsewhere("account:a", "v2");
+        assert_eq!(world.get(9_999, "account:a").as_deref(), Some("v1"));
+        assert_eq!(world.kv.reads(), reads, "served from memory");
+        assert_eq!(world.get(10_000, "account:a").as_deref(), Some("v2"));
     }
 
     #[test]
     fn this_isolates_own_writes_and_deletes_show_at_once() {
-        let kv = MemoryStore::new();
-        let cache = AccountCache::default();
-        let at = |now_ms| CachedStore {
-            inner: &kv,
-            cache: &cache,
-            now_ms,
-        };
-        block_on(kv.put("account:a", "v1", None)).unwrap();
-        assert_eq!(
-            block_on(at(0).get("account:a")).unwrap().as_deref(),
-            Some("v1")
-        );
-        block_on(at(10_001).put("account:a", "v3", None)).unwrap();
-        assert_eq!(
-            block_on(at(10_002).get("account:a")).unwrap().as_deref(),
-            Some("v3")
-        );
-        block_on(at(10_003).delete("account:a")).unwrap();
-        assert_eq!(block_on(at(10_004).get("account:a")).unwrap(), None);
+        let world = Fixture::with(&[("account:a", "v1")]);
+        assert_eq!(world.get(0, "account:a").as_deref(), Some("v1"));
+        block_on(world.at(1).put("account:a", "v3", None)).unwrap();
+        assert_eq!(world.get(2, "account:a").as_deref(), Some("v3"));
+        block_on(world.at(3).delete("account:a")).unwrap();
+        assert_eq!(world.get(4, "account:a"), None);
     }
 
     #[test]
     fn a_bulk_read_takes_what_is_kept_and_reads_the_rest_at_once() {
-        let kv = MemoryStore::new();
-        let cache = AccountCache::default();
-        let at = |now_ms| CachedStore {
-            inner: &kv,
-            cache: &cache,
-            now_ms,
-        };
-        for (key, value) in [("account:a", "A"), ("account:b", "B"), ("account:c", "C")] {
-            block_on(kv.put(key, value, None)).unwrap();
-        }
-        assert_eq!(
-            block_on(at(0).get("account:a")).unwrap().as_deref(),
-            Some("A")
-        );
-        block_on(kv.put("account:a", "A2", None)).unwrap();
+        let world = Fixture::with(&[("account:a", "A"), ("account:b", "B"), ("account:c", "C")]);
+        assert_eq!(world.get(0, "account:a").as_deref(), Some("A"));
+        world.elsewhere("account:a", "A2");
         let keys = ["account:a", "account:b", "account:missing", "account:c"].map(String::from);
-        let reads = kv.reads();
-        let values = block_on(at(1_000).get_many(&keys)).unwrap();
+        let reads = world.kv.reads();
         assert_eq!(
-            values,
+            world.get_many(1_000, &keys),
             [Some("A".into()), Some("B".into()), None, Some("C".into())],
             "a from memory (its 10 s are not over), the rest from KV"
         );
         assert_eq!(
-            kv.reads(),
+            world.kv.reads(),
             reads + 1,
             "one bulk read for the three not kept"
         );
@@ -264,60 +261,40 @@ mod tests {
 
     #[test]
     fn a_bulk_read_is_kept_absence_included_and_read_again_at_once_past_10_s() {
-        let kv = MemoryStore::new();
-        let cache = AccountCache::default();
-        let at = |now_ms| CachedStore {
-            inner: &kv,
-            cache: &cache,
-            now_ms,
-        };
-        block_on(kv.put("account:a", "A", None)).unwrap();
+        let world = Fixture::with(&[("account:a", "A")]);
         let keys = ["account:a", "account:missing"].map(String::from);
-        let values = block_on(at(0).get_many(&keys)).unwrap();
+        let values = world.get_many(0, &keys);
         assert_eq!(values, [Some("A".into()), None]);
-        let reads = kv.reads();
-        block_on(kv.put("account:a", "A2", None)).unwrap();
-        assert_eq!(block_on(at(9_999).get_many(&keys)).unwrap(), values);
-        assert_eq!(kv.reads(), reads, "both kept, absence included");
-        assert_eq!(
-            block_on(at(10_000).get_many(&keys)).unwrap(),
-            [Some("A2".into()), None]
-        );
-        assert_eq!(kv.reads(), reads + 1, "both read again, in one read");
+        let reads = world.kv.reads();
+        world.elsewhere("account:a", "A2");
+        assert_eq!(world.get_many(9_999, &keys), values);
+        assert_eq!(world.kv.reads(), reads, "both kept, absence included");
+        assert_eq!(world.get_many(10_000, &keys), [Some("A2".into()), None]);
+        assert_eq!(world.kv.reads(), reads + 1, "both read again, in one read");
     }
 
     #[test]
     fn absence_is_kept_too() {
-        let kv = MemoryStore::new();
-        let cache = AccountCache::default();
-        let store = CachedStore {
-            inner: &kv,
-            cache: &cache,
-            now_ms: 0,
-        };
-        assert_eq!(block_on(store.get("issuer:x")).unwrap(), None);
-        let reads = kv.reads();
-        assert_eq!(block_on(store.get("issuer:x")).unwrap(), None);
-        assert_eq!(kv.reads(), reads);
+        let world = Fixture::with(&[]);
+        assert_eq!(world.get(0, "issuer:x"), None);
+        let reads = world.kv.reads();
+        world.elsewhere("issuer:x", "v");
+        assert_eq!(world.get(1, "issuer:x"), None);
+        assert_eq!(world.kv.reads(), reads);
     }
 
     #[test]
     fn a_failed_write_is_forgotten() {
-        let kv = MemoryStore::new();
-        let cache = AccountCache::default();
-        let store = CachedStore {
-            inner: &kv,
-            cache: &cache,
-            now_ms: 0,
-        };
-        assert_eq!(block_on(store.get("issuer:x")).unwrap(), None);
-        kv.fail_with(Some("down"));
-        assert!(block_on(store.put("issuer:x", "v", None)).is_err());
-        kv.fail_with(None);
-        block_on(kv.put("issuer:x", "w", None)).unwrap();
+        let world = Fixture::with(&[]);
+        assert_eq!(world.get(0, "issuer:x"), None);
+        world.kv.fail_with(Some("down"));
+        assert!(block_on(world.at(1).put("issuer:x", "v", None)).is_err());
+        world.kv.fail_with(None);
+        world.elsewhere("issuer:x", "w");
         assert_eq!(
-            block_on(store.get("issuer:x")).unwrap().as_deref(),
-            Some("w")
+            world.get(2, "issuer:x").as_deref(),
+            Some("w"),
+            "neither the kept absence nor the failed write is remembered"
         );
     }
 }
