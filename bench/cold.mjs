@@ -25,15 +25,16 @@ const results = Object.fromEntries(targets.map(([label]) => [label, { health: []
 // The KV reads alone: a plain JavaScript worker's first request making only each worker's
 // cold reads, and one making none (what the local KV costs, apart from the rest of a first
 // exchange).
-const plans = { none: [], "edge-sts": bench.readPlans["edge-sts"], reference: bench.readPlans.reference };
-const reads = Object.fromEntries(Object.keys(plans).map((name) => [name, []]));
+const reads = Object.fromEntries(Object.keys(bench.readPlans).map((name) => [name, []]));
 for (let run = 0; run < RUNS; run++) {
   for (const [label, name, build] of targets) {
     results[label].health.push(await first(name, build, "/healthz"));
     results[label].exchange.push(await first(name, build, "/oauth2/token", exchange()));
   }
-  for (const [name, plan] of Object.entries(plans)) {
-    reads[name].push(await first("kv-reads", undefined, `/?plan=${encodeURIComponent(JSON.stringify(plan))}`));
+  for (const [name, plan] of Object.entries(bench.readPlans)) {
+    const read = await first("kv-reads", undefined, `/?plan=${encodeURIComponent(JSON.stringify(plan))}`);
+    bench.checkFound(name, read.timing);
+    reads[name].push(read);
   }
   process.stderr.write(".");
 }
@@ -47,8 +48,8 @@ const readMs = (name) => median(reads[name].map((result) => result.ms));
 const [none, ours, theirs] = ["none", "edge-sts", "reference"].map(readMs);
 console.log(
   `KV reads alone   (a JavaScript worker's first request) none ${none.toFixed(1)} ms; ` +
-    `edge-sts's ${ours.toFixed(1)} ms (+${(ours - none).toFixed(1)}: 4 reads, 2 namespaces, 2 waits); ` +
-    `the reference's ${theirs.toFixed(1)} ms (+${(theirs - none).toFixed(1)}: 2 reads, 1 namespace, 2 waits)`,
+    `edge-sts's ${ours.toFixed(1)} ms (+${(ours - none).toFixed(1)}: ${bench.describePlan("edge-sts")}); ` +
+    `the reference's ${theirs.toFixed(1)} ms (+${(theirs - none).toFixed(1)}: ${bench.describePlan("reference")})`,
 );
 for (const build of builds) {
   const stalePlan = bench.readPlanDiffers(results[build].exchange[0].timing);

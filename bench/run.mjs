@@ -220,8 +220,7 @@ await counting.dispose();
 // show the cold path's I/O.
 const cold = {};
 for (const name of ["edge-sts", "reference", "floor"]) cold[name] = { health: [], exchange: [] };
-const readPlans = { none: [], "edge-sts": bench.readPlans["edge-sts"], reference: bench.readPlans.reference };
-const kvReads = Object.fromEntries(Object.keys(readPlans).map((plan) => [plan, []]));
+const kvReads = Object.fromEntries(Object.keys(bench.readPlans).map((plan) => [plan, []]));
 for (let run = 0; run < COLD_RUNS; run++) {
   for (const name of Object.keys(cold)) {
     for (const [kind, request] of [["health", (worker) => send(worker, "GET", "/healthz")], ["exchange", (worker) => exchangeRequest(worker, "ES256")]]) {
@@ -236,11 +235,12 @@ for (let run = 0; run < COLD_RUNS; run++) {
   }
   // The KV reads alone: a plain JavaScript worker's first request making only each worker's
   // cold reads, or none (what the local KV costs, apart from the rest of a first exchange).
-  for (const [plan, reads] of Object.entries(readPlans)) {
+  for (const [plan, reads] of Object.entries(bench.readPlans)) {
     const worker = await start("kv-reads");
     const started = performance.now();
     const response = await send(worker, "GET", `/?plan=${encodeURIComponent(JSON.stringify(reads))}`);
     kvReads[plan].push({ ms: performance.now() - started, status: response.status });
+    bench.checkFound(plan, response.timing);
     worker.agent.destroy();
     await worker.dispose();
   }
@@ -274,10 +274,9 @@ for (const concurrency of [1, 8]) {
     const net = (worker) =>
       row[worker].cpuPerRequest === null || health[worker].cpuPerRequest === null ? null : row[worker].cpuPerRequest - health[worker].cpuPerRequest;
     const [e, r, fl] = ["edge-sts", "reference", "floor"].map(net);
-    if (e === null) continue;
     // A worker whose CPU could not be read (a workerd of its gone from /proc) shows "–".
     const us = (value) => (value === null ? "–" : f(value, 0));
-    const ratio = (other) => (other === null ? "–" : f(e / other));
+    const ratio = (other) => (e === null || other === null ? "–" : f(e / other));
     console.log(`  ${row.name.slice(10, 21)} conc ${concurrency}: edge-sts ${pad(us(e), 4)}, jose ${pad(us(r), 4)}, floor ${pad(us(fl), 4)}   edge-sts/floor ${ratio(fl)}, edge-sts/jose ${ratio(r)}`);
   }
 }
@@ -293,7 +292,7 @@ for (const kind of ["health", "exchange"]) {
 const [noReads, ourReads, theirReads] = ["none", "edge-sts", "reference"].map((plan) => median(kvReads[plan].map((c) => c.ms)));
 console.log(
   `  the KV reads alone (a JavaScript worker's first request): none ${f(noReads, 1)} ms; edge-sts's ${f(ourReads, 1)} ms ` +
-    `(+${f(ourReads - noReads, 1)}: 4 reads, 2 namespaces, 2 waits); jose's ${f(theirReads, 1)} ms (+${f(theirReads - noReads, 1)}: 2 reads, 1 namespace, 2 waits)`,
+    `(+${f(ourReads - noReads, 1)}: ${bench.describePlan("edge-sts")}); jose's ${f(theirReads, 1)} ms (+${f(theirReads - noReads, 1)}: ${bench.describePlan("reference")})`,
 );
 const stalePlan = bench.readPlanDiffers(cold["edge-sts"].exchange[0].timing);
 if (stalePlan) console.log(`  ${stalePlan}`);

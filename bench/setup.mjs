@@ -89,9 +89,20 @@ export async function setUp() {
   const [index] = stored("ACCOUNTS", "issuer:");
   const records = stored("ACCOUNTS", "account:");
   const [keySet] = stored("JWKS_CACHE", "jwks:");
+  if (!index || records.length !== 1 || !keySet) throw new Error("the seeded KV lacks the issuer index, the one account or the key set");
   const readPlans = {
+    none: [],
     "edge-sts": [[["ACCOUNTS", index], ["JWKS_CACHE", `oidc:${await digest(idp.url)}`]], [["ACCOUNTS", records], ["JWKS_CACHE", keySet]]],
     reference: [[["ACCOUNTS", index]], [["ACCOUNTS", records[0]]]],
+  };
+  // The values each plan finds: all it reads but the stored discovery document, which this
+  // account (it names its jwksURI) has none of.
+  const readPlanFinds = { none: 0, "edge-sts": 3, reference: 2 };
+  /** A plan's shape, for the printout: "4 reads, 2 namespaces, 2 waits". */
+  const describePlan = (name) => {
+    const reads = readPlans[name].flat();
+    const namespaces = new Set(reads.map(([namespace]) => namespace)).size;
+    return `${reads.length} reads, ${namespaces} namespace${namespaces === 1 ? "" : "s"}, ${readPlans[name].length} waits`;
   };
 
   /**
@@ -101,12 +112,18 @@ export async function setUp() {
   function readPlanDiffers(timing) {
     const counted = Object.fromEntries((timing ?? "").split(",").filter(Boolean).map((metric) => metric.trim().split(";desc=")));
     const plan = readPlans["edge-sts"];
-    const reads = plan.reduce((total, wait) => total + wait.length, 0);
+    const reads = plan.flat().length;
     if (Number(counted["kv-read"]) === reads && Number(counted["kv-waits"]) === plan.length) return null;
     return `note: edge-sts's cold exchange made ${counted["kv-read"]} KV reads in ${counted["kv-waits"]} waits; the kv-reads plan (bench/setup.mjs) makes ${reads} in ${plan.length}: update it`;
   }
 
-  return { idp, keys, tokens, claims, bindings, state, exchangeBody, readPlans, readPlanDiffers, start, close: () => idp.close() };
+  /** Checks a kv-reads answer's Server-Timing (`found;desc=n`) against what `name`'s plan finds. */
+  function checkFound(name, timing) {
+    const found = Number(/found;desc=(\d+)/.exec(timing ?? "")?.[1]);
+    if (found !== readPlanFinds[name]) throw new Error(`the kv-reads plan "${name}" found ${found} values, not ${readPlanFinds[name]}`);
+  }
+
+  return { idp, keys, tokens, claims, bindings, state, exchangeBody, readPlans, describePlan, checkFound, readPlanDiffers, start, close: () => idp.close() };
 }
 
 export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
