@@ -44,28 +44,12 @@ pub fn parse(token: &str) -> Result<UntrustedToken, Rejection> {
             ),
         );
     }
-    let parts: Vec<&str> = token.split('.').collect();
-    match parts.len() {
-        3 => {}
-        5 => {
-            return reject(
-                Reason::MalformedToken,
-                "the token is a JWE (five parts); a signed JWT (JWS, three parts) is needed",
-            )
-        }
-        n => {
-            let shape = if token.trim_start().starts_with('{') {
-                " (JSON serialization is not accepted)"
-            } else {
-                ""
-            };
-            return reject(
-                Reason::MalformedToken,
-                format!("a compact JWS has three base64url parts separated by dots; this has {n}{shape}"),
-            );
-        }
-    }
-    let (header_b64, payload_b64, signature_b64) = (parts[0], parts[1], parts[2]);
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(not_three_parts(token));
+    };
     if header_b64.is_empty() || payload_b64.is_empty() {
         return reject(
             Reason::MalformedToken,
@@ -93,6 +77,50 @@ pub fn parse(token: &str) -> Result<UntrustedToken, Rejection> {
     })
 }
 
+/// Why a token that is not three dot-separated parts is refused. Out of line: a cold isolate
+/// compiles a function whole on its first call, and a good token never needs this.
+#[cold]
+#[inline(never)]
+fn not_three_parts(token: &str) -> Rejection {
+    match token.split('.').count() {
+        5 => Rejection::new(
+            Reason::MalformedToken,
+            "the token is a JWE (five parts); a signed JWT (JWS, three parts) is needed",
+        ),
+        n => {
+            let shape = if token.trim_start().starts_with('{') {
+                " (JSON serialization is not accepted)"
+            } else {
+                ""
+            };
+            Rejection::new(
+                Reason::MalformedToken,
+                format!("a compact JWS has three base64url parts separated by dots; this has {n}{shape}"),
+            )
+        }
+    }
+}
+
+/// Why an `alg` outside the allow-list is refused (out of line, as [`not_three_parts`]).
+#[cold]
+#[inline(never)]
+fn unaccepted_alg(alg: &str) -> Rejection {
+    let why = if alg.eq_ignore_ascii_case("none") {
+        "unsigned tokens are never accepted".to_owned()
+    } else if alg.to_ascii_uppercase().starts_with("HS") {
+        "HMAC algorithms need a shared secret, and workload tokens are verified with the issuer's public keys".to_owned()
+    } else {
+        format!(
+            "the accepted algorithms are {}",
+            Alg::ALL.map(Alg::name).join(", ")
+        )
+    };
+    Rejection::new(
+        Reason::UnsupportedAlgorithm,
+        format!("alg {alg:?} is not accepted: {why}"),
+    )
+}
+
 /// The `alg` and the refused members.
 fn check_header(header: &Map<String, Value>) -> Result<Alg, Rejection> {
     let alg = match header.get("alg") {
@@ -105,16 +133,7 @@ fn check_header(header: &Map<String, Value>) -> Result<Alg, Rejection> {
             )
         }
     };
-    let alg = Alg::parse(alg).ok_or_else(|| {
-        let why = if alg.eq_ignore_ascii_case("none") {
-            "unsigned tokens are never accepted".to_owned()
-        } else if alg.to_ascii_uppercase().starts_with("HS") {
-            "HMAC algorithms need a shared secret, and workload tokens are verified with the issuer's public keys".to_owned()
-        } else {
-            format!("the accepted algorithms are {}", Alg::ALL.map(Alg::name).join(", "))
-        };
-        Rejection::new(Reason::UnsupportedAlgorithm, format!("alg {alg:?} is not accepted: {why}"))
-    })?;
+    let alg = Alg::parse(alg).ok_or_else(|| unaccepted_alg(alg))?;
     if header.contains_key("crit") {
         return reject(
             Reason::MalformedToken,
@@ -167,5 +186,58 @@ fn decode_json(part: &str, which: &str) -> Result<Map<String, Value>, Rejection>
             Reason::MalformedToken,
             format!("the {which} JSON is refused: {error}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(json: &str) -> String {
+        Base64UrlUnpadded::encode_string(json.as_bytes())
+    }
+
+    fn refusal(token: &str) -> Rejection {
+        parse(token).expect_err("refused")
+    }
+
+    #[test]
+    fn a_token_not_in_three_parts_is_told_how_many_it_has() {
+        let header = b64(r#"{"alg":"ES256"}"#);
+        let four = refusal(&format!("{header}.e30.c2ln.more"));
+        assert_eq!(four.reason, Reason::MalformedToken);
+        assert!(
+            four.description.ends_with("this has 4"),
+            "{}",
+            four.description
+        );
+        let five = refusal(&format!("{header}.a.b.c.d"));
+        assert!(
+            five.description.contains("JWE (five parts)"),
+            "{}",
+            five.description
+        );
+        let json = refusal(r#" {"payload":"e30","signatures":[]}"#);
+        assert!(
+            json.description
+                .ends_with("this has 1 (JSON serialization is not accepted)"),
+            "{}",
+            json.description
+        );
+    }
+
+    #[test]
+    fn a_refused_alg_is_told_why() {
+        let why = |alg: &str| {
+            let rejection = refusal(&format!(
+                "{}.e30.c2ln",
+                b64(&format!(r#"{{"alg":"{alg}"}}"#))
+            ));
+            assert_eq!(rejection.reason, Reason::UnsupportedAlgorithm);
+            rejection.description
+        };
+        assert!(why("none").ends_with("unsigned tokens are never accepted"));
+        assert!(why("HS256").contains("HMAC algorithms need a shared secret"));
+        assert!(why("ES256K").contains("the accepted algorithms are RS256"));
     }
 }
