@@ -83,6 +83,16 @@ fn fail(what: &str) -> impl FnOnce(crate::ports::StorageError) -> String + '_ {
     move |error| format!("{what}: {error}")
 }
 
+/// Writes each `(name, value)` under the prefix `p`, in order.
+async fn put_all<K: KeyValueStore>(kv: &K, p: &str, entries: &[(&str, &str)]) -> Outcome {
+    for (name, value) in entries {
+        kv.put(&format!("{p}{name}"), value, None)
+            .await
+            .map_err(fail("put"))?;
+    }
+    Ok(())
+}
+
 async fn absent<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
     let key = format!("{p}nothing");
     expect("get", kv.get(&key).await.map_err(fail("get"))?, None)?;
@@ -106,11 +116,7 @@ async fn round_trip<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
 }
 
 async fn order<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
-    for name in ["b", "a~", "ab", "A", "a"] {
-        kv.put(&format!("{p}{name}"), name, None)
-            .await
-            .map_err(fail("put"))?;
-    }
+    put_all(kv, p, &["b", "a~", "ab", "A", "a"].map(|name| (name, name))).await?;
     // A key just outside the prefix (the prefix without its final '/') is not listed.
     let outside = format!("{}-outside", p.trim_end_matches('/'));
     kv.put(&outside, "x", None).await.map_err(fail("put"))?;
@@ -122,11 +128,7 @@ async fn order<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
 
 async fn paging<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
     let names = ["k1", "k2", "k3", "k4", "k5"];
-    for name in names {
-        kv.put(&format!("{p}{name}"), name, None)
-            .await
-            .map_err(fail("put"))?;
-    }
+    put_all(kv, p, &names.map(|name| (name, name))).await?;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..10 {
@@ -148,12 +150,7 @@ async fn paging<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
 }
 
 async fn bulk<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
-    kv.put(&format!("{p}x"), "X", None)
-        .await
-        .map_err(fail("put"))?;
-    kv.put(&format!("{p}y"), "Y", None)
-        .await
-        .map_err(fail("put"))?;
+    put_all(kv, p, &[("x", "X"), ("y", "Y")]).await?;
     let keys = [format!("{p}y"), format!("{p}missing"), format!("{p}x")];
     let values = kv.get_many(&keys).await.map_err(fail("get_many"))?;
     expect(
@@ -174,12 +171,7 @@ async fn bulk_of_none<K: KeyValueStore>(kv: &K) -> Outcome {
 /// Past [`crate::ports::MAX_BULK_GET_KEYS`] a bulk read is made in parts; the answer is still
 /// one value per key asked, in order.
 async fn bulk_of_101<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
-    kv.put(&format!("{p}first"), "1", None)
-        .await
-        .map_err(fail("put"))?;
-    kv.put(&format!("{p}last"), "101", None)
-        .await
-        .map_err(fail("put"))?;
+    put_all(kv, p, &[("first", "1"), ("last", "101")]).await?;
     let mut keys: Vec<String> = (1..100).map(|n| format!("{p}missing-{n}")).collect();
     keys.insert(0, format!("{p}first"));
     keys.push(format!("{p}last"));
