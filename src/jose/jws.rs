@@ -204,25 +204,40 @@ mod tests {
     #[test]
     fn a_token_not_in_three_parts_is_told_how_many_it_has() {
         let header = b64(r#"{"alg":"ES256"}"#);
-        let four = refusal(&format!("{header}.e30.c2ln.more"));
-        assert_eq!(four.reason, Reason::MalformedToken);
+        for (token, parts) in [
+            (format!("{header}.e30"), 2),
+            (format!("{header}.e30.c2ln.more"), 4),
+        ] {
+            let refused = refusal(&token);
+            assert_eq!(refused.reason, Reason::MalformedToken);
+            assert!(
+                refused.description.ends_with(&format!("this has {parts}")),
+                "{}",
+                refused.description
+            );
+        }
+    }
+
+    #[test]
+    fn a_jwe_is_named_as_one() {
+        let refused = refusal(&format!("{}.a.b.c.d", b64(r#"{"alg":"RSA-OAEP"}"#)));
+        assert_eq!(refused.reason, Reason::MalformedToken);
         assert!(
-            four.description.ends_with("this has 4"),
+            refused.description.contains("JWE (five parts)"),
             "{}",
-            four.description
+            refused.description
         );
-        let five = refusal(&format!("{header}.a.b.c.d"));
+    }
+
+    #[test]
+    fn the_json_serialization_is_named_as_refused() {
+        let refused = refusal(r#" {"payload":"e30","signatures":[]}"#);
         assert!(
-            five.description.contains("JWE (five parts)"),
-            "{}",
-            five.description
-        );
-        let json = refusal(r#" {"payload":"e30","signatures":[]}"#);
-        assert!(
-            json.description
+            refused
+                .description
                 .ends_with("this has 1 (JSON serialization is not accepted)"),
             "{}",
-            json.description
+            refused.description
         );
     }
 

@@ -20,7 +20,7 @@ pub struct CaseResult {
 /// Runs every case on `kv` under `prefix` (a namespace of the store no one else writes).
 pub async fn kv_conformance<K: KeyValueStore>(kv: &K, prefix: &str) -> Vec<CaseResult> {
     let mut results = Vec::new();
-    let cases: [(&'static str, Outcome); 10] = [
+    let cases: [(&'static str, Outcome); 11] = [
         (
             "an absent key reads as none, and deleting it is no error",
             absent(kv, &format!("{prefix}absent/")).await,
@@ -49,6 +49,10 @@ pub async fn kv_conformance<K: KeyValueStore>(kv: &K, prefix: &str) -> Vec<CaseR
         (
             "a read of a key over 512 bytes fails, one or in bulk",
             long_key(kv, &format!("{prefix}long-key/")).await,
+        ),
+        (
+            "a write of a key over 512 bytes fails",
+            long_key_write(kv, &format!("{prefix}long-key-write/")).await,
         ),
         (
             "a TTL of 60 s or more is kept, one under 60 s refused",
@@ -194,6 +198,13 @@ async fn long_key<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
         Ok(values) => Err(format!(
             "a bulk read with a 513-byte key answered {values:?}"
         )),
+    }
+}
+
+async fn long_key_write<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    match kv.put(&format!("{p}{}", "k".repeat(513)), "v", None).await {
+        Err(_) => Ok(()),
+        Ok(()) => Err("a put of a 513-byte key succeeded".into()),
     }
 }
 
