@@ -91,7 +91,7 @@ impl<'de> Deserialize<'de> for Account {
 }
 
 /// Everything an administrator sets, checked and normalised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountFields {
     pub name: String,
@@ -119,7 +119,7 @@ pub struct AccountFields {
 }
 
 /// Which tokens' `sub` the account accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum SubjectRule {
     /// Exactly this subject, case-sensitively.
     #[serde(rename = "subject")]

@@ -119,9 +119,10 @@ pub enum StoreError {
     /// KV failed; the operation may be retried.
     #[error("{0}")]
     Storage(#[from] StorageError),
-    /// A stored value could not be read back: a bug or a hand edit.
-    #[error("the stored value {key} could not be read")]
-    Corrupt { key: String },
+    /// A stored value could not be read back: a bug or a hand edit. `why` is the reader's
+    /// reason (which member, what is wrong): for the operator's log.
+    #[error("the stored value {key} could not be read: {why}")]
+    Corrupt { key: String, why: String },
 }
 
 /// The KV key of an account record.
@@ -182,7 +183,7 @@ fn parse<T: TryFrom<serde_json::Value, Error = String>>(
     value: Option<String>,
 ) -> Result<Option<T>, StoreError> {
     value
-        .map(|text| super::stored::read(&text).map_err(|_| StoreError::Corrupt { key }))
+        .map(|text| super::stored::read(&text).map_err(|why| StoreError::Corrupt { key, why }))
         .transpose()
 }
 
@@ -254,11 +255,9 @@ mod tests {
         let kv = MemoryStore::new();
         block_on(kv.put(&account_key("a1"), "{", None)).unwrap();
         let error = block_on(AccountStore::new(&kv).get("a1")).unwrap_err();
-        assert_eq!(
-            error,
-            StoreError::Corrupt {
-                key: account_key("a1")
-            }
+        assert!(
+            matches!(&error, StoreError::Corrupt { key, .. } if *key == account_key("a1")),
+            "{error:?}"
         );
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::config::settings::Settings;
-use crate::jose::keys::{parse_key_set, MAX_KEYS};
+use crate::jose::keys::{key_set_of, MAX_KEYS};
 use crate::text::charset::is_format;
 use crate::text::glob::Glob;
 use crate::text::url::{normalize_url, UrlParser};
@@ -176,8 +176,7 @@ fn validate_inline_jwks(jwks: &Value) -> Result<Value, FieldError> {
                 "jwks key {index} has the private member {member:?}: publish only public keys (and make a new key pair, since this one is no longer private)"
             )));
         }
-        let single = serde_json::json!({ "keys": [key] }).to_string();
-        if parse_key_set(single.as_bytes()).is_err() {
+        if key_set_of(&serde_json::json!({ "keys": [key] })).is_err() {
             return Err(invalid(format!(
                 "jwks key {index} is not a public key edge-sts can verify with (RSA, EC P-256/P-384/P-521 or Ed25519, with its members in base64url)"
             )));

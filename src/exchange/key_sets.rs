@@ -416,7 +416,7 @@ impl KeySets {
     /// An account's inline `jwks`, parsed (once per text and isolate). It was checked when
     /// written; a set that no longer parses is `jwks_invalid`.
     pub(crate) fn inline(&self, jwks: &Value) -> Result<Rc<KeySet>, Rejection> {
-        let text = jwks.to_string();
+        let text = serde_json::to_string(jwks).unwrap_or_default();
         if let Some(set) = self.inline.borrow().get(&text) {
             return Ok(set.clone());
         }

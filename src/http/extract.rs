@@ -14,7 +14,8 @@ use crate::text::json::parse_strict;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Deepest JSON nesting accepted in a body: the contract's limit for tokens, used here too (an
-/// account nests three levels).
+/// account with an inline `jwks` nests four levels: body, jwks, keys, key). Stored records are
+/// read to the same depth, so anything written through the API reads back.
 pub const MAX_JSON_DEPTH: usize = crate::text::json::MAX_DEPTH;
 
 /// Something read out of a request, or the answer that refuses it.

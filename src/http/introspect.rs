@@ -16,7 +16,7 @@ use crate::accounts::Account;
 use crate::config::signing_keys::SigningKeys;
 use crate::jose::alg::Alg;
 use crate::jose::jws;
-use crate::jose::keys::parse_key_set;
+use crate::jose::keys::key_set_of;
 use crate::jose::verify::verify;
 use crate::ports::Platform;
 
@@ -68,7 +68,7 @@ async fn verified_claims<P: Platform>(
     if parsed.alg != Alg::Es256 || parsed.typ.as_deref() != Some("at+jwt") {
         return None;
     }
-    let published = parse_key_set(signing_keys.public_jwks().to_string().as_bytes()).ok()?;
+    let published = key_set_of(&signing_keys.public_jwks()).ok()?;
     let kid = parsed.kid.as_deref()?;
     let key = published
         .keys

@@ -7,7 +7,6 @@ use serde_json::{json, Map, Value};
 
 use super::alg::{Alg, Curve, KeyNeed};
 use super::reason::{reject, Reason, Rejection};
-use crate::text::json::{parse_strict, MAX_DEPTH};
 
 /// Keys kept from a set: the first 100, as Entra does. More is a misconfigured issuer.
 pub const MAX_KEYS: usize = 100;
@@ -82,7 +81,11 @@ pub struct KeySet {
 }
 
 /// Parses a JWKS document. Fails only when it is not a JWK Set at all, or has no usable key.
+/// (The worker parses a fetched document as `exchange::key_sets` does, strict JSON then
+/// [`key_set_of`]; this is the same two steps for the tests, the fuzzer and the selftest's vectors.)
+#[cfg(any(test, feature = "testing", feature = "selftest"))]
 pub fn parse_key_set(body: &[u8]) -> Result<KeySet, String> {
+    use crate::text::json::{parse_strict, MAX_DEPTH};
     let value = parse_strict(body, MAX_DEPTH)
         .map_err(|error| format!("the key set is not JSON: {error}"))?;
     key_set_of(&value)
