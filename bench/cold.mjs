@@ -1,9 +1,10 @@
 // Cold isolates only, quickly: `npm run bench:cold [-- build-dir …]`. For each build given
 // (default build/) and the jose reference, a new workerd per measurement, its first request
 // timed: a first `/healthz`, and a first exchange with account and key set already in KV; and a
-// plain JavaScript worker making only each one's KV reads. Median of COLD_RUNS (default 7).
+// plain JavaScript worker making only each one's KV reads. Median of COLD_RUNS (default 7), with the
+// middle half of the runs; each build's ratio to jose of the medians and per run.
 // `npm run bench` prints the same beside everything else.
-import { median, setUp } from "./setup.mjs";
+import { coldRatio, median, quartiles, setUp } from "./setup.mjs";
 
 const RUNS = Number(process.env.COLD_RUNS ?? 7);
 const builds = process.argv.slice(2).length ? process.argv.slice(2) : ["build"];
@@ -39,10 +40,24 @@ for (let run = 0; run < RUNS; run++) {
   process.stderr.write(".");
 }
 process.stderr.write("\n");
+// Medians, and in brackets the middle half of the runs (first to third quartile).
+const ms = (list) => {
+  const [low, mid, high] = quartiles(list.map((result) => result.ms));
+  return `${mid.toFixed(1).padStart(5)} (${low.toFixed(1)}–${high.toFixed(1)})`;
+};
+const jose = results["jose reference"];
 for (const [label, { health, exchange: exchanges }] of Object.entries(results)) {
-  const ms = (list) => median(list.map((result) => result.ms)).toFixed(1).padStart(6);
   const timing = exchanges[0].timing ? `   ${exchanges[0].timing}` : "";
   console.log(`${label.padEnd(16)} first /healthz ${ms(health)} ms   first exchange ${ms(exchanges)} ms${timing}`);
+}
+// Each build's ratio to jose, of the medians and per run (each run starts every worker once).
+for (const build of builds) {
+  const ratios = ["health", "exchange"].map((kind) => {
+    const ratio = coldRatio(...[results[build], jose].map((worker) => worker[kind].map((result) => result.ms)));
+    const { low, mid, high } = ratio.perRun;
+    return `${kind === "health" ? "first /healthz" : "first exchange"} ${ratio.ofMedians.toFixed(2)}, per run ${mid.toFixed(2)} (${low.toFixed(2)}–${high.toFixed(2)})`;
+  });
+  console.log(`${build} / jose: ${ratios.join("; ")}`);
 }
 const readMs = (name) => median(reads[name].map((result) => result.ms));
 const [none, ours, theirs] = ["none", "edge-sts", "reference"].map(readMs);

@@ -12,7 +12,8 @@
 //   BENCH_AA=1 BENCH_AA_BUILD=dir npm run bench
 //                                        (the second edge-sts runs the build in dir: an A/B of two
 //                                         builds, the "jose" columns being dir's)
-//   COLD_RUNS=7 npm run bench            (new workerds per cold measurement; the median is shown)
+//   COLD_RUNS=7 npm run bench            (new workerds per cold measurement; the median is shown,
+//                                         with the middle half of the runs, and the ratio per run)
 import { execFileSync } from "node:child_process";
 import http from "node:http";
 import { readFileSync } from "node:fs";
@@ -20,7 +21,7 @@ import { gzipSync } from "node:zlib";
 import { cpus } from "node:os";
 import path from "node:path";
 import { now, sign } from "../tests/e2e/idp.mjs";
-import { AUDIENCE, JWT_BEARER, ROOT, SUBJECT, median, setUp } from "./setup.mjs";
+import { AUDIENCE, JWT_BEARER, ROOT, SUBJECT, coldRatio, median, quartiles, setUp } from "./setup.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const AA = process.env.BENCH_AA === "1";
@@ -283,11 +284,20 @@ for (const concurrency of [1, 8]) {
 
 console.log(`\nhostile form (${hostileBody.length} bytes, ~16,000 parameters), refused 400: edge-sts ${cpuText(hostile["edge-sts"])} µs CPU per request (p50 ${f(hostile["edge-sts"].p50)} ms), reference ${cpuText(hostile.reference)} µs (p50 ${f(hostile.reference.p50)} ms)`);
 
-const coldMs = (name, kind) => median(cold[name][kind].map((c) => c.ms));
-console.log(`\ncold isolate (a new workerd per request; account and key set in KV), median of ${COLD_RUNS}:`);
+const coldList = (name, kind) => cold[name][kind].map((c) => c.ms);
+// A median, and in brackets the middle half of the runs (first to third quartile).
+const spread = (list) => {
+  const [low, mid, high] = quartiles(list);
+  return `${pad(f(mid, 1), 5)} (${f(low, 1)}–${f(high, 1)})`;
+};
+console.log(`\ncold isolate (a new workerd per request; account and key set in KV), median of ${COLD_RUNS} (the middle half of the runs):`);
 for (const kind of ["health", "exchange"]) {
-  const [e, r, fl] = ["edge-sts", "reference", "floor"].map((name) => coldMs(name, kind));
-  console.log(`  first ${kind === "health" ? "/healthz " : "exchange"}  edge-sts ${pad(f(e, 1), 5)} ms   jose ${pad(f(r, 1), 5)} ms   floor ${pad(f(fl, 1), 5)} ms   edge-sts/jose ${f(e / r)}`);
+  const [e, r, fl] = ["edge-sts", "reference", "floor"].map((name) => coldList(name, kind));
+  const ratio = coldRatio(e, r);
+  console.log(
+    `  first ${kind === "health" ? "/healthz " : "exchange"}  edge-sts ${spread(e)} ms   jose ${spread(r)} ms   floor ${spread(fl)} ms   ` +
+      `edge-sts/jose ${f(ratio.ofMedians)}, per run ${f(ratio.perRun.mid)} (${f(ratio.perRun.low)}–${f(ratio.perRun.high)})`,
+  );
 }
 const [noReads, ourReads, theirReads] = ["none", "edge-sts", "reference"].map((plan) => median(kvReads[plan].map((c) => c.ms)));
 console.log(

@@ -127,3 +127,22 @@ export async function setUp() {
 }
 
 export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+
+/** The first quartile, the median and the third quartile of `list`. */
+export function quartiles(list) {
+  const sorted = [...list].sort((a, b) => a - b);
+  return [0.25, 0.5, 0.75].map((q) => sorted[Math.floor((sorted.length - 1) * q + 0.5)]);
+}
+
+/**
+ * The cold first request's ratio, edge-sts's over jose's, judged two ways: the ratio of the two
+ * medians, and the median of each run's own ratio with the middle half of them. Each run starts
+ * both workers within a second of each other, so a run's ratio sees the machine in one state;
+ * on this shared two-core machine the medians of the same build have moved by 2× between runs of
+ * the bench an hour apart (docs/performance.md), and the ratio of two medians with them.
+ */
+export function coldRatio(ours, theirs) {
+  const perRun = ours.map((ms, run) => ms / theirs[run]);
+  const [low, mid, high] = quartiles(perRun);
+  return { ofMedians: median(ours) / median(theirs), perRun: { low, mid, high } };
+}
