@@ -2,7 +2,8 @@
 // (default build/) and the jose reference, a new workerd per measurement, its first request
 // timed: a first `/healthz`, and a first exchange with account and key set already in KV; and a
 // plain JavaScript worker making only each one's KV reads. Median of COLD_RUNS (default 7), with the
-// middle half of the runs; each build's ratio to jose of the medians and per run.
+// middle half of the runs; each build's ratio to jose (and to the first build given) of the
+// medians and per run.
 // `npm run bench` prints the same beside everything else.
 import { coldRatio, median, quartiles, setUp } from "./setup.mjs";
 
@@ -28,7 +29,8 @@ const results = Object.fromEntries(targets.map(([label]) => [label, { health: []
 // exchange).
 const reads = Object.fromEntries(Object.keys(bench.readPlans).map((name) => [name, []]));
 for (let run = 0; run < RUNS; run++) {
-  for (const [label, name, build] of targets) {
+  // Every other run in the opposite order, so that no worker is always the first started.
+  for (const [label, name, build] of run % 2 ? [...targets].reverse() : targets) {
     results[label].health.push(await first(name, build, "/healthz"));
     results[label].exchange.push(await first(name, build, "/oauth2/token", exchange()));
   }
@@ -58,6 +60,12 @@ for (const build of builds) {
     return `${kind === "health" ? "first /healthz" : "first exchange"} ${ratio.ofMedians.toFixed(2)}, per run ${mid.toFixed(2)} (${low.toFixed(2)}–${high.toFixed(2)})`;
   });
   console.log(`${build} / jose: ${ratios.join("; ")}`);
+}
+// An A/B of builds: each later build's first exchange per run over the first build's.
+for (const build of builds.slice(1)) {
+  const ratio = coldRatio(...[build, builds[0]].map((label) => results[label].exchange.map((result) => result.ms)));
+  const { low, mid, high } = ratio.perRun;
+  console.log(`${build} / ${builds[0]}: first exchange ${ratio.ofMedians.toFixed(3)}, per run ${mid.toFixed(3)} (${low.toFixed(3)}–${high.toFixed(3)})`);
 }
 const readMs = (name) => median(reads[name].map((result) => result.ms));
 const [none, ours, theirs] = ["none", "edge-sts", "reference"].map(readMs);

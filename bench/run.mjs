@@ -223,7 +223,8 @@ const cold = {};
 for (const name of ["edge-sts", "reference", "floor"]) cold[name] = { health: [], exchange: [] };
 const kvReads = Object.fromEntries(Object.keys(bench.readPlans).map((plan) => [plan, []]));
 for (let run = 0; run < COLD_RUNS; run++) {
-  for (const name of Object.keys(cold)) {
+  // Every other run in the opposite order, so that no worker is always the first started.
+  for (const name of run % 2 ? Object.keys(cold).reverse() : Object.keys(cold)) {
     for (const [kind, request] of [["health", (worker) => send(worker, "GET", "/healthz")], ["exchange", (worker) => exchangeRequest(worker, "ES256")]]) {
       // Both edge-sts workers of an A/B count, so that the header's cost falls on both.
       const worker = await start(name, { counting: true });

@@ -25,6 +25,9 @@ const counters = (response) =>
     }),
   );
 
+/** The account a minted access token was issued for (its payload's `client_id`). */
+const clientIdOf = (accessToken) => JSON.parse(Buffer.from(accessToken.split(".")[1], "base64url")).client_id;
+
 describe("a cold location", () => {
   let idp;
   let key;
@@ -87,7 +90,7 @@ describe("a cold location", () => {
     const worker = await location();
     try {
       const { body, io } = await exchange(worker);
-      assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.exact);
+      assert.equal(clientIdOf(body.access_token), ids.exact);
       // Reads: the index and the discovery document, then the three records and the key set.
       assert.deepEqual(io, { "kv-read": 4, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
     } finally {
@@ -110,7 +113,7 @@ describe("a cold location", () => {
     const worker = await location();
     try {
       const { body, io } = await exchange(worker, {}, DISCOVERED);
-      assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.discovered);
+      assert.equal(clientIdOf(body.access_token), ids.discovered);
       assert.deepEqual(io, { "kv-read": 4, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
     } finally {
       await worker.dispose();
@@ -121,7 +124,7 @@ describe("a cold location", () => {
     const worker = await location();
     try {
       const { body, io } = await exchange(worker, { client_id: ids.owner });
-      assert.equal(JSON.parse(Buffer.from(body.access_token.split(".")[1], "base64url")).client_id, ids.owner);
+      assert.equal(clientIdOf(body.access_token), ids.owner);
       assert.equal(io["kv-waits"], 2);
       assert.equal(io.subrequest, 0);
     } finally {

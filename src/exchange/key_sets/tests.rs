@@ -237,17 +237,19 @@ fn an_unusable_shared_copy_is_fetched_again() {
 
 /// Whether an exchange at `now` reads the issuer's discovery document ahead (then takes what
 /// it read, as the exchange does).
+/// Whether an exchange at `now` reads `issuer`'s discovery document ahead: counted on
+/// `JWKS_CACHE` itself, not taken from what the read-ahead answers.
 fn reads_discovery_ahead(fixture: &Fixture, issuer: &str, now: i64) -> bool {
+    let before = fixture.platform.jwks_cache.reads();
     let ahead = block_on(
         fixture
             .key_sets
             .read_ahead_discovery(issuer, &fixture.platform, now),
     );
-    let read = ahead.is_some();
     fixture
         .key_sets
         .discovered(issuer, ahead, &fixture.sources(), now);
-    read
+    fixture.platform.jwks_cache.reads() > before
 }
 
 /// An issuer with no discovery document in `JWKS_CACHE` is not read ahead again for an hour

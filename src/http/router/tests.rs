@@ -4,21 +4,37 @@ use serde_json::Value;
 
 use super::*;
 use crate::config::settings::{Settings, Vars};
-use crate::config::signing_keys::SigningKeysError;
+use crate::config::signing_keys::{SigningKeys, SigningKeysError};
 use crate::exchange::key_sets::KeySets;
 use crate::testing::memory::{block_on, FixedClock, WhatwgUrls};
 use crate::testing::platform::MemoryPlatform;
+
+/// An isolate with these vars and signing keys, and nothing cached.
+fn isolate(vars: &Vars, signing_keys: Result<SigningKeys, SigningKeysError>) -> Isolate {
+    Isolate {
+        settings: Settings::from_vars(vars, &WhatwgUrls),
+        signing_keys,
+        admins: Default::default(),
+        key_sets: KeySets::default(),
+    }
+}
+
+/// A form POST to the token endpoint.
+fn token_request(body: String) -> Request {
+    let mut request = Request::new(Method::Post, "https://sts.test", "/oauth2/token");
+    request.headers.push((
+        "content-type".into(),
+        "application/x-www-form-urlencoded".into(),
+    ));
+    request.body = body.into_bytes();
+    request
+}
 
 /// A token request through the router: one log line, with the SPEC's fields and without the
 /// token or any part of it.
 #[test]
 fn each_token_request_logs_one_line_without_the_token() {
-    let isolate = Isolate {
-        settings: Settings::from_vars(&Vars::default(), &WhatwgUrls),
-        signing_keys: Err(SigningKeysError::Missing),
-        admins: Default::default(),
-        key_sets: KeySets::default(),
-    };
+    let isolate = isolate(&Vars::default(), Err(SigningKeysError::Missing));
     let platform = MemoryPlatform {
         clock: FixedClock::at_seconds(1_795_435_200),
         ..MemoryPlatform::default()
@@ -30,13 +46,7 @@ fn each_token_request_logs_one_line_without_the_token() {
         format!("grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion={token}"),
         "grant_type=password".into(),
     ] {
-        let mut request = Request::new(Method::Post, "https://sts.test", "/oauth2/token");
-        request.headers.push((
-            "content-type".into(),
-            "application/x-www-form-urlencoded".into(),
-        ));
-        request.body = body.into_bytes();
-        block_on(handle(&request, &isolate, &platform));
+        block_on(handle(&token_request(body), &isolate, &platform));
     }
     let lines = platform.log.lines();
     assert_eq!(lines.len(), 2, "one line per request");
@@ -104,7 +114,6 @@ fn routes_each_path_shape() {
 #[test]
 fn a_corrupt_account_record_answers_500_on_the_token_endpoint() {
     use crate::accounts::store::account_key;
-    use crate::config::signing_keys::SigningKeys;
     use crate::jose::alg::Alg;
     use crate::ports::KeyValueStore;
     use crate::testing::registry::put_accounts;
@@ -115,12 +124,7 @@ fn a_corrupt_account_record_answers_500_on_the_token_endpoint() {
         issuer: Some("https://sts.test".into()),
         ..Vars::default()
     };
-    let isolate = Isolate {
-        settings: Settings::from_vars(&vars, &WhatwgUrls),
-        signing_keys: SigningKeys::parse(MINT_KEY),
-        admins: Default::default(),
-        key_sets: KeySets::default(),
-    };
+    let isolate = isolate(&vars, SigningKeys::parse(MINT_KEY));
     let platform = MemoryPlatform {
         clock: FixedClock::at_seconds(NOW as u64),
         ..MemoryPlatform::default()
@@ -139,14 +143,9 @@ fn a_corrupt_account_record_answers_500_on_the_token_endpoint() {
         "iat": NOW - 10, "exp": NOW + 600,
     });
     let token = TestIssuer::new().sign(Alg::Es256, &claims, serde_json::json!({}));
-    let mut request = Request::new(Method::Post, "https://sts.test", "/oauth2/token");
-    request.headers.push((
-        "content-type".into(),
-        "application/x-www-form-urlencoded".into(),
+    let request = token_request(format!(
+        "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion={token}"
     ));
-    request.body =
-        format!("grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion={token}")
-            .into_bytes();
 
     let intact = block_on(handle(&request, &isolate, &platform));
     assert_eq!(
