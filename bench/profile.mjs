@@ -6,12 +6,18 @@
 // functions with the most self time (TOP, default 25) and the call tree by inclusive time
 // (TREE_DEPTH, default 0: none), both per run. Compilation shows as "(program)" or as self time
 // of the function compiled.
+//
+// PROFILE_WARM=n instead profiles a warm isolate: n exchanges one after another, after 300
+// that warm it up (JIT tiers, caches), and prints self time per exchange in µs: where the warm
+// net CPU (docs/performance.md) goes.
 import { setUp } from "./setup.mjs";
 
 const path = process.argv[2] ?? "/oauth2/token";
 const RUNS = Number(process.env.PROFILE_RUNS ?? 5);
 const TOP = Number(process.env.TOP ?? 25);
 const DEPTH = Number(process.env.TREE_DEPTH ?? 0);
+const WARM = Number(process.env.PROFILE_WARM ?? 0);
+const WARM_UP = 300;
 const INSPECTOR_PORT = 9231;
 const bench = await setUp();
 
@@ -34,15 +40,22 @@ async function profileFirstRequest() {
       pending.set(id, resolve);
       socket.send(JSON.stringify({ id, method, params }));
     });
+  const init = () => path === "/oauth2/token"
+    ? { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: bench.exchangeBody("ES256") }
+    : undefined;
+  const request = async () => {
+    const response = await fetch(worker.url + path, init());
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`${path}: ${response.status}`);
+    return response;
+  };
+  for (let i = 0; WARM && i < WARM_UP; i++) await request();
   await send("Profiler.enable");
   await send("Profiler.setSamplingInterval", { interval: 50 });
   await send("Profiler.start");
-  const init = path === "/oauth2/token"
-    ? { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: bench.exchangeBody("ES256") }
-    : undefined;
   const started = performance.now();
-  const response = await fetch(worker.url + path, init);
-  await response.arrayBuffer();
+  let response;
+  for (let i = 0; i < Math.max(WARM, 1); i++) response = await request();
   const ms = performance.now() - started;
   const { result } = await send("Profiler.stop");
   socket.close();
@@ -78,10 +91,20 @@ process.stderr.write("\n");
 const sorted = [...latencies].sort((a, b) => a - b);
 const total = [...self.values()].reduce((sum, value) => sum + value, 0) / RUNS;
 const idle = (self.get("(idle)  ") ?? 0) / RUNS;
-console.log(`first ${path}, ${RUNS} new workerds: median ${sorted[Math.floor(RUNS / 2)].toFixed(1)} ms (${sorted.map((ms) => ms.toFixed(1)).join(", ")}); per run ${(total / 1000).toFixed(1)} ms sampled, ${((total - idle) / 1000).toFixed(1)} ms not idle`);
-console.log("\nself time per run:");
-for (const [name, micros] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
-  console.log(`${(micros / RUNS / 1000).toFixed(2).padStart(7)} ms  ${name.slice(0, 140)}`);
+if (WARM) {
+  // Per warm request, in µs.
+  const per = (micros) => (micros / RUNS / WARM).toFixed(1).padStart(7);
+  console.log(`${WARM} warm ${path} after ${WARM_UP}, ${RUNS} workerds: ${per(total - idle)} µs not idle per request (V8's samples: JavaScript, wasm and the runtime's own code run from them)`);
+  console.log("\nself time per request:");
+  for (const [name, micros] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+    console.log(`${per(micros)} µs  ${name.slice(0, 140)}`);
+  }
+} else {
+  console.log(`first ${path}, ${RUNS} new workerds: median ${sorted[Math.floor(RUNS / 2)].toFixed(1)} ms (${sorted.map((ms) => ms.toFixed(1)).join(", ")}); per run ${(total / 1000).toFixed(1)} ms sampled, ${((total - idle) / 1000).toFixed(1)} ms not idle`);
+  console.log("\nself time per run:");
+  for (const [name, micros] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+    console.log(`${(micros / RUNS / 1000).toFixed(2).padStart(7)} ms  ${name.slice(0, 140)}`);
+  }
 }
 if (DEPTH > 0) {
   console.log("\ncall tree, inclusive time per run (≥ 0.2 ms):");
