@@ -5,23 +5,26 @@
 // middle half of the runs; each build's ratio to jose (and to the first build given) of the
 // medians and per run.
 // `npm run bench` prints the same beside everything else.
-import { coldRatio, median, quartiles, setUp } from "./setup.mjs";
+import http from "node:http";
+import { coldRatio, median, quartiles, send, setUp } from "./setup.mjs";
 
 const RUNS = Number(process.env.COLD_RUNS ?? 7);
 const builds = process.argv.slice(2).length ? process.argv.slice(2) : ["build"];
 const bench = await setUp();
 
-async function first(name, build, path, init) {
+/** A new workerd running `name`, its first request timed (a POST when there is a `body`). */
+async function first(name, build, path, body) {
   const worker = await bench.start(name, { build });
+  worker.agent = new http.Agent({ keepAlive: true });
   const started = performance.now();
-  const response = await fetch(worker.url + path, init);
-  await response.arrayBuffer();
+  const response = await send(worker, body === undefined ? "GET" : "POST", path, body);
   const ms = performance.now() - started;
+  worker.agent.destroy();
   await worker.dispose();
   if (response.status !== 200) throw new Error(`${name} ${path}: ${response.status}`);
-  return { ms, timing: response.headers.get("server-timing") };
+  return { ms, timing: response.timing };
 }
-const exchange = () => ({ method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: bench.exchangeBody("ES256") });
+const exchange = () => bench.exchangeBody("ES256");
 const targets = [...builds.map((build) => [build, "counting", build]), ["jose reference", "reference"], ["floor", "floor"]];
 const results = Object.fromEntries(targets.map(([label]) => [label, { health: [], exchange: [] }]));
 // The KV reads alone: a plain JavaScript worker's first request making only each worker's

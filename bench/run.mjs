@@ -21,7 +21,7 @@ import { gzipSync } from "node:zlib";
 import { cpus } from "node:os";
 import path from "node:path";
 import { now, sign } from "../tests/e2e/idp.mjs";
-import { AUDIENCE, JWT_BEARER, ROOT, SUBJECT, coldRatio, median, quartiles, setUp } from "./setup.mjs";
+import { AUDIENCE, JWT_BEARER, ROOT, SUBJECT, coldRatio, median, quartiles, send, setUp } from "./setup.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const AA = process.env.BENCH_AA === "1";
@@ -71,19 +71,6 @@ async function start(name, { counting = false } = {}) {
  * cores, fetch's own CPU time per request was larger than a warm exchange's in workerd, and
  * the load generator's share of the machine is noise in the ratio.
  */
-function send(worker, method, pathname, body) {
-  const { hostname, port } = new URL(worker.url);
-  const headers = body === undefined ? {} : { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) };
-  return new Promise((resolve, reject) => {
-    const request = http.request({ host: hostname, port, path: pathname, method, headers, agent: worker.agent }, (response) => {
-      response.on("data", () => {});
-      response.on("end", () => resolve({ status: response.statusCode, timing: response.headers["server-timing"] }));
-      response.on("error", reject);
-    });
-    request.on("error", reject);
-    request.end(body);
-  });
-}
 
 const exchangeBodies = { ES256: bench.exchangeBody("ES256"), RS256: bench.exchangeBody("RS256") };
 const exchangeRequest = (worker, alg) => send(worker, "POST", "/oauth2/token", exchangeBodies[alg]);

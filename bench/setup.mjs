@@ -9,6 +9,7 @@
 //   kv-reads    only a cold exchange's KV reads, in a plan given per request
 //               (bench/reference/kv-reads.mjs)
 import { execFileSync } from "node:child_process";
+import http from "node:http";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { DEFAULT_VARS, createAccount, newSigningKey, startWorker } from "../tests/e2e/harness.mjs";
@@ -124,6 +125,26 @@ export async function setUp() {
   }
 
   return { idp, keys, tokens, claims, bindings, state, exchangeBody, readPlans, describePlan, checkFound, readPlanDiffers, start, close: () => idp.close() };
+}
+
+/**
+ * One request through `node:http` (on `worker.agent` if it has one): its status and
+ * Server-Timing. `npm run bench` and `bench:cold` time their requests through this client:
+ * Node's `fetch` costs several ms more on a new connection, which would add to every cold
+ * first request.
+ */
+export function send(worker, method, pathname, body) {
+  const { hostname, port } = new URL(worker.url);
+  const headers = body === undefined ? {} : { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) };
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: hostname, port, path: pathname, method, headers, agent: worker.agent }, (response) => {
+      response.on("data", () => {});
+      response.on("end", () => resolve({ status: response.statusCode, timing: response.headers["server-timing"] }));
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
 }
 
 export const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
