@@ -65,13 +65,6 @@ async function start(name, { counting = false } = {}) {
   return worker;
 }
 
-/**
- * One request over the worker's keep-alive connections; resolves to its status and
- * Server-Timing header once the body is read. node:http rather than fetch: on these two shared
- * cores, fetch's own CPU time per request was larger than a warm exchange's in workerd, and
- * the load generator's share of the machine is noise in the ratio.
- */
-
 const exchangeBodies = { ES256: bench.exchangeBody("ES256"), RS256: bench.exchangeBody("RS256") };
 const exchangeRequest = (worker, alg) => send(worker, "POST", "/oauth2/token", exchangeBodies[alg]);
 

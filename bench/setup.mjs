@@ -128,10 +128,11 @@ export async function setUp() {
 }
 
 /**
- * One request through `node:http` (on `worker.agent` if it has one): its status and
- * Server-Timing. `npm run bench` and `bench:cold` time their requests through this client:
- * Node's `fetch` costs several ms more on a new connection, which would add to every cold
- * first request.
+ * One request through `node:http` (over `worker.agent`'s keep-alive connections, if it has
+ * one); resolves to its status and Server-Timing header once the body is read. `npm run bench`
+ * and `bench:cold` time their requests through it rather than Node's `fetch`: on these two
+ * shared cores, `fetch`'s own CPU time per request was larger than a warm exchange's in
+ * workerd, and both tools' figures should be comparable (docs/performance.md).
  */
 export function send(worker, method, pathname, body) {
   const { hostname, port } = new URL(worker.url);
@@ -159,8 +160,8 @@ export function quartiles(list) {
  * The cold first request's ratio, edge-sts's over jose's, judged two ways: the ratio of the two
  * medians, and the median of each run's own ratio with the middle half of them. Each run starts
  * both workers within a second of each other, so a run's ratio sees the machine in one state;
- * on this shared two-core machine the medians of the same build have moved by 2× between runs of
- * the bench an hour apart (docs/performance.md), and the ratio of two medians with them.
+ * on this shared two-core machine the medians of the same build have moved by 1.4× between runs
+ * of the bench a few hours apart (docs/performance.md), and the ratio of two medians with them.
  */
 export function coldRatio(ours, theirs) {
   const perRun = ours.map((ms, run) => ms / theirs[run]);

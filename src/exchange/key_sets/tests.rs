@@ -235,10 +235,9 @@ fn an_unusable_shared_copy_is_fetched_again() {
     }
 }
 
-/// Whether an exchange at `now` reads the issuer's discovery document ahead (then takes what
-/// it read, as the exchange does).
-/// Whether an exchange at `now` reads `issuer`'s discovery document ahead: counted on
-/// `JWKS_CACHE` itself, not taken from what the read-ahead answers.
+/// Whether an exchange at `now` reads `issuer`'s discovery document ahead (then takes what it
+/// read, as the exchange does): counted on `JWKS_CACHE` itself, not taken from what the
+/// read-ahead answers.
 fn reads_discovery_ahead(fixture: &Fixture, issuer: &str, now: i64) -> bool {
     let before = fixture.platform.jwks_cache.reads();
     let ahead = block_on(
