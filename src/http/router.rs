@@ -173,6 +173,33 @@ async fn dispatch<P: Platform>(
             Ok(Response::json_text(200, r#"{"status":"ok"}"#)
                 .with_header("cache-control", "no-store"))
         }
+        Route::Token { .. } => {
+            Ok(compiled_apart(token::answer(request, isolate, platform, issuer, now)).await)
+        }
+        // The others apart: a new isolate's first request is most often a monitor's /healthz
+        // or a workload's token request, and V8 compiles this function whole when it first
+        // runs, the arms of every other route included.
+        route => compiled_apart(answer_other(route, request, isolate, platform, issuer, now)).await,
+    }
+}
+
+/// Every route but `/healthz` and the token endpoints, its method allowed; `issuer` is `iss`
+/// of minted tokens (or why there is none), `now` seconds since the epoch.
+async fn answer_other<P: Platform>(
+    route: Route<'_>,
+    request: &Request,
+    isolate: &Isolate,
+    platform: &P,
+    issuer: Result<&str, ApiError>,
+    now: i64,
+) -> Result<Response, ApiError> {
+    debug_assert!(
+        !matches!(route, Route::Health | Route::Token { .. }),
+        "dispatch answers {route:?} itself"
+    );
+    let settings = isolate.settings()?;
+    let admin = |permission| compiled_apart(authorize(request, permission, isolate, platform, now));
+    match route {
         Route::OpenApi => Ok(discovery::openapi()),
         Route::Jwks => {
             let keys = isolate.signing_keys()?;
@@ -183,10 +210,9 @@ async fn dispatch<P: Platform>(
         Route::Metadata => Ok(discovery::metadata(settings, issuer?)),
         Route::TenantMetadata(_) => Ok(discovery::tenant_metadata(settings, issuer?)),
         Route::Authorize(_) => Err(discovery::no_authorization_endpoint()),
-        Route::Token { .. } => {
-            Ok(compiled_apart(token::answer(request, isolate, platform, issuer, now)).await)
-        }
-        Route::Console => console::asset(&request.path).ok_or_else(not_found),
+        Route::Console => console::asset(&request.path).ok_or_else(|| ApiError::NotFound {
+            path: request.path.clone(),
+        }),
         Route::Introspect => {
             admin(Permission::Introspect).await?;
             let keys = isolate.signing_keys()?;
@@ -214,6 +240,10 @@ async fn dispatch<P: Platform>(
                 compiled_apart(admin::answer(request, target, settings, platform, &caller)).await?;
             Ok(response.with_header("cache-control", "no-store"))
         }
+        // Answered by `dispatch` itself; never here.
+        Route::Health | Route::Token { .. } => Err(ApiError::NotFound {
+            path: request.path.clone(),
+        }),
     }
 }
 
