@@ -13,6 +13,7 @@ use super::{admin, audit, console, discovery, health, introspect, token, verify}
 use super::{Method, Request, Response};
 use crate::apart::compiled_apart;
 use crate::config::admins::Permission;
+use crate::config::settings::Settings;
 use crate::ports::{Clock, Platform};
 
 pub use super::isolate::Isolate;
@@ -179,17 +180,22 @@ async fn dispatch<P: Platform>(
         // The others apart: a new isolate's first request is most often a monitor's /healthz
         // or a workload's token request, and V8 compiles this function whole when it first
         // runs, the arms of every other route included.
-        route => compiled_apart(answer_other(route, request, isolate, platform, issuer, now)).await,
+        route => {
+            let other = answer_other(route, request, isolate, platform, settings, issuer, now);
+            compiled_apart(other).await
+        }
     }
 }
 
-/// Every route but `/healthz` and the token endpoints, its method allowed; `issuer` is `iss`
-/// of minted tokens (or why there is none), `now` seconds since the epoch.
+/// Every route but `/healthz` and the token endpoints, its method allowed, with what
+/// [`dispatch`] settled: the settings, `iss` of minted tokens (or why there is none) and the
+/// time in seconds since the epoch.
 async fn answer_other<P: Platform>(
     route: Route<'_>,
     request: &Request,
     isolate: &Isolate,
     platform: &P,
+    settings: &Settings,
     issuer: Result<&str, ApiError>,
     now: i64,
 ) -> Result<Response, ApiError> {
@@ -197,7 +203,6 @@ async fn answer_other<P: Platform>(
         !matches!(route, Route::Health | Route::Token { .. }),
         "dispatch answers {route:?} itself"
     );
-    let settings = isolate.settings()?;
     let admin = |permission| compiled_apart(authorize(request, permission, isolate, platform, now));
     match route {
         Route::OpenApi => Ok(discovery::openapi()),

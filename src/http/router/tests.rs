@@ -8,6 +8,7 @@ use crate::config::signing_keys::{SigningKeys, SigningKeysError};
 use crate::exchange::key_sets::KeySets;
 use crate::testing::memory::{block_on, FixedClock, WhatwgUrls};
 use crate::testing::platform::MemoryPlatform;
+use crate::testing::test_issuer::MINT_KEY;
 
 /// An isolate with these vars and signing keys, and nothing cached.
 fn isolate(vars: &Vars, signing_keys: Result<SigningKeys, SigningKeysError>) -> Isolate {
@@ -65,6 +66,49 @@ fn each_token_request_logs_one_line_without_the_token() {
     assert_eq!(lines[1]["error"], Value::from("unsupported_grant_type"));
 }
 
+/// The routes `dispatch` hands on to `answer_other` are each answered by their own endpoint:
+/// what it serves, or, for the admin routes, their authorization's refusal (no admin secret is
+/// set here). None falls through to a 404.
+#[test]
+fn every_other_route_is_answered_by_its_endpoint() {
+    const DISABLED: (u16, &str) = (401, "admin API disabled");
+    let vars = Vars {
+        issuer: Some("https://sts.test".into()),
+        ..Vars::default()
+    };
+    let isolate = isolate(&vars, SigningKeys::parse(MINT_KEY));
+    let platform = MemoryPlatform {
+        clock: FixedClock::at_seconds(1_795_435_200),
+        ..MemoryPlatform::default()
+    };
+    let (get, post) = (Method::Get, Method::Post);
+    for (method, path, (status, says)) in [
+        (get, "/openapi.json", (200, "\"openapi\"")),
+        (get, "/.well-known/jwks.json", (200, "\"keys\"")),
+        (
+            get,
+            "/.well-known/openid-configuration",
+            (200, "token_endpoint"),
+        ),
+        (get, "/admin", (200, "<html")),
+        (get, "/v1/serviceaccounts/scopes", DISABLED),
+        (get, "/v1/serviceaccounts", DISABLED),
+        (get, "/v1/serviceaccounts/abc", DISABLED),
+        (post, "/v1/serviceaccounts/abc/verify", DISABLED),
+        (get, "/v1/audit", DISABLED),
+        (post, "/oauth2/introspect", DISABLED),
+    ] {
+        let response = block_on(handle(
+            &Request::new(method, "https://sts.test", path),
+            &isolate,
+            &platform,
+        ));
+        let body = String::from_utf8_lossy(&response.body);
+        assert_eq!(response.status, status, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+}
+
 #[test]
 fn routes_each_path_shape() {
     let cases: [(&str, Option<Route<'_>>); 12] = [
@@ -117,7 +161,7 @@ fn a_corrupt_account_record_answers_500_on_the_token_endpoint() {
     use crate::jose::alg::Alg;
     use crate::ports::KeyValueStore;
     use crate::testing::registry::put_accounts;
-    use crate::testing::test_issuer::{TestIssuer, MINT_KEY};
+    use crate::testing::test_issuer::TestIssuer;
 
     const NOW: i64 = 1_795_435_200;
     let vars = Vars {
