@@ -13,6 +13,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
+use crate::apart::roomy_map;
 use crate::ports::{KeyPage, KeyValueStore, StorageError};
 
 /// How long a read stays usable, in milliseconds (the contract's 10 s).
@@ -31,11 +32,20 @@ struct Entry {
 }
 
 /// The isolate's cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AccountCache {
     entries: RefCell<HashMap<String, Entry>>,
     /// Moves on with every entry stored.
     generation: Cell<u64>,
+}
+
+impl Default for AccountCache {
+    fn default() -> Self {
+        Self {
+            entries: RefCell::new(roomy_map()),
+            generation: Cell::new(0),
+        }
+    }
 }
 
 impl AccountCache {

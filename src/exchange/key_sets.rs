@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::apart::compiled_apart;
+use crate::apart::{compiled_apart, roomy_map};
 use crate::jose::jws::UntrustedToken;
 use crate::jose::keys::{key_set_of, select, KeySet};
 use crate::jose::reason::{Reason, Rejection};
@@ -138,7 +138,7 @@ struct Shelf<T> {
 impl<T> Default for Shelf<T> {
     fn default() -> Self {
         Self {
-            documents: RefCell::default(),
+            documents: RefCell::new(roomy_map()),
         }
     }
 }
@@ -166,7 +166,7 @@ impl<T> Shelf<T> {
 }
 
 /// The isolate's key sets and discovered JWKS URIs. Lives as long as the isolate.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeySets {
     sets: Shelf<KeySet>,
     jwks_uris: Shelf<String>,
@@ -180,6 +180,19 @@ pub struct KeySets {
     /// (an hour) not to read ahead again: most accounts name a `jwksURI`, and their issuers
     /// never have one, so the read ahead costs them one KV read per isolate and hour.
     no_stored_discovery: RefCell<HashMap<String, i64>>,
+}
+
+impl Default for KeySets {
+    fn default() -> Self {
+        Self {
+            sets: Shelf::default(),
+            jwks_uris: Shelf::default(),
+            last_refetch: RefCell::default(),
+            failures: RefCell::default(),
+            inline: RefCell::new(roomy_map()),
+            no_stored_discovery: RefCell::new(roomy_map()),
+        }
+    }
 }
 
 /// Most inline key sets kept parsed, and most issuers remembered without a stored discovery

@@ -9,6 +9,7 @@ use worker::web_sys::{Crypto, CryptoKey, SubtleCrypto};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
+use crate::apart::roomy_map;
 use crate::config::signing_keys::SigningKey;
 use crate::jose::alg::{Alg, KeyNeed};
 use crate::jose::keys::IssuerKey;
@@ -95,12 +96,13 @@ impl Signer for WebCryptoSigner {
 /// Verifies workload tokens with Web Crypto, keeping each imported key.
 #[derive(Default)]
 pub struct WebCryptoVerifier {
-    /// alg → serialized public JWK → the imported key.
-    keys: RefCell<HashMap<Alg, HashMap<String, CryptoKey>>>,
+    /// alg → serialized public JWK → the imported key. The few algorithms in use are found by
+    /// a scan rather than a second map, whose code a new isolate's first exchange would compile.
+    keys: RefCell<Vec<(Alg, HashMap<String, CryptoKey>)>>,
     /// How many keys `keys` holds.
     imported: Cell<usize>,
-    /// The verify parameters of each algorithm, built once.
-    verify_parameters: RefCell<HashMap<Alg, Object>>,
+    /// The verify parameters of each algorithm in use, built once.
+    verify_parameters: RefCell<Vec<(Alg, Object)>>,
 }
 
 /// Web Crypto's import and verify parameters for `alg`.
@@ -134,8 +136,9 @@ impl WebCryptoVerifier {
         let cached = self
             .keys
             .borrow()
-            .get(&alg)
-            .and_then(|keys| keys.get(&key.public_jwk_text))
+            .iter()
+            .find(|(of, _)| *of == alg)
+            .and_then(|(_, keys)| keys.get(&key.public_jwk_text))
             .cloned();
         if let Some(key) = cached {
             return Ok(key);
@@ -157,10 +160,14 @@ impl WebCryptoVerifier {
             keys.clear();
             self.imported.set(0);
         }
-        let previous = keys
-            .entry(alg)
-            .or_default()
-            .insert(key.public_jwk_text.clone(), imported.clone());
+        let of_alg = match keys.iter().position(|(of, _)| *of == alg) {
+            Some(at) => &mut keys[at].1,
+            None => {
+                keys.push((alg, roomy_map()));
+                &mut keys.last_mut().expect("just pushed").1
+            }
+        };
+        let previous = of_alg.insert(key.public_jwk_text.clone(), imported.clone());
         if previous.is_none() {
             self.imported.set(self.imported.get() + 1);
         }
@@ -178,14 +185,19 @@ impl SignatureVerifier for WebCryptoVerifier {
     ) -> Result<bool, VerifyError> {
         let crypto_key = self.imported(alg, key).await?;
         let to_verify = |error: SignError| VerifyError(error.0);
-        let cached = self.verify_parameters.borrow().get(&alg).cloned();
+        let cached = self
+            .verify_parameters
+            .borrow()
+            .iter()
+            .find(|(of, _)| *of == alg)
+            .map(|(_, algorithm)| algorithm.clone());
         let algorithm = match cached {
             Some(algorithm) => algorithm,
             None => {
                 let algorithm = json_object(&parameters(alg).1).map_err(to_verify)?;
                 self.verify_parameters
                     .borrow_mut()
-                    .insert(alg, algorithm.clone());
+                    .push((alg, algorithm.clone()));
                 algorithm
             }
         };

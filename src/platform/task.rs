@@ -8,12 +8,13 @@
 //! to a microtask, as futures expect (worker's `Delay` wakes before it records that it fired),
 //! but through `Promise.resolve().then(…)` with one callback per isolate.
 //!
-//! A waiting request is kept in a per-isolate table until it finishes. The runtime drops the
+//! A waiting request is kept in a per-isolate table until it finishes: a list, found by id with a
+//! scan, for the requests waiting at once in one isolate are few (a hash map's code would be
+//! compiled by every new isolate's first request that waits). The runtime drops the
 //! I/O of a request whose client went away, so its promises never settle and its entry would
 //! stay: entries older than [`ABANDONED_AFTER_MS`] are dropped when the table grows.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ struct Task {
 }
 
 thread_local! {
-    static TASKS: RefCell<HashMap<u64, Task>> = RefCell::new(HashMap::new());
+    static TASKS: RefCell<Vec<(u64, Task)>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
     /// Tasks woken since the last microtask ran them.
     static WOKEN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
@@ -110,9 +111,9 @@ pub fn run(handler: impl Future<Output = JsValue> + 'static) -> JsValue {
     TASKS.with(|tasks| {
         let mut tasks = tasks.borrow_mut();
         if tasks.len() >= SWEEP_FROM {
-            tasks.retain(|_, task| started_ms - task.started_ms < ABANDONED_AFTER_MS);
+            tasks.retain(|(_, task)| started_ms - task.started_ms < ABANDONED_AFTER_MS);
         }
-        tasks.insert(id, task);
+        tasks.push((id, task));
     });
     promise.into()
 }
@@ -124,22 +125,33 @@ fn poll(id: u64, future: &mut Handler) -> Poll<JsValue> {
 
 /// Polls a woken task, unless it finished (or was abandoned) meanwhile.
 fn resume(id: u64) {
-    let future = TASKS.with(|tasks| tasks.borrow_mut().get_mut(&id)?.future.take());
+    let future = TASKS.with(|tasks| task_mut(&mut tasks.borrow_mut(), id)?.future.take());
     let Some(mut future) = future else {
         return;
     };
     match poll(id, &mut future) {
         Poll::Ready(value) => {
-            let task = TASKS.with(|tasks| tasks.borrow_mut().remove(&id));
+            let task = TASKS.with(|tasks| {
+                let mut tasks = tasks.borrow_mut();
+                let at = tasks.iter().position(|(of, _)| *of == id)?;
+                Some(tasks.swap_remove(at).1)
+            });
             if let Some(resolve) = task.and_then(|task| task.resolve) {
                 // Resolving with a Response cannot throw.
                 let _ = resolve.call1(&JsValue::UNDEFINED, &value);
             }
         }
         Poll::Pending => TASKS.with(|tasks| {
-            if let Some(task) = tasks.borrow_mut().get_mut(&id) {
+            if let Some(task) = task_mut(&mut tasks.borrow_mut(), id) {
                 task.future = Some(future);
             }
         }),
     }
+}
+
+fn task_mut(tasks: &mut [(u64, Task)], id: u64) -> Option<&mut Task> {
+    tasks
+        .iter_mut()
+        .find(|(of, _)| *of == id)
+        .map(|(_, task)| task)
 }
