@@ -189,7 +189,32 @@ pub trait Entropy {
 /// Where the one structured log line per token request goes (the contract). The line is a JSON
 /// object without any token, signature or secret; the platform adds the latency.
 pub trait EventLog {
-    fn record(&self, event: serde_json::Value);
+    fn record(&self, event: TokenEvent);
+}
+
+/// One token request's log line (`http::token::log_event` fills it in): its outcome and
+/// refusal, the account, and the incoming token's `iss`, `sub` and `jti`. Written as a JSON
+/// object with the members in this order, alphabetical; absent values are `null`, except the
+/// latency, which only the platform knows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenEvent {
+    pub account: Option<String>,
+    /// What the client was not told: configured values, URLs, what an issuer or KV answered.
+    pub detail: Option<String>,
+    pub error: Option<&'static str>,
+    /// Always `token_request`.
+    pub event: &'static str,
+    pub form: Option<&'static str>,
+    pub iss: Option<String>,
+    pub jti: Option<String>,
+    /// Milliseconds the request waited on I/O, added by the platform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// `issued` or `refused`.
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
+    pub status: u16,
+    pub sub: Option<String>,
 }
 
 /// A per-key request limit: Workers Rate Limiting (`TOKEN_RATE_LIMIT`), when the deployment

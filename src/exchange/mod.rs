@@ -15,7 +15,7 @@ pub(crate) mod key_sets;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use futures_util::future::join;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::accounts::store::{AccountStore, IndexEntry, StoreError};
 use crate::accounts::{is_account_id, Account, SubjectRule};
@@ -36,10 +36,6 @@ pub const ACCESS_TOKEN_SECONDS: i64 = 900;
 
 /// Random bytes in a minted token's `jti`: 128 bits (a UUIDv4 has only 122).
 pub const JTI_BYTES: usize = 16;
-
-/// The claim of a minted token that records, for audit, which workload token it was
-/// exchanged for: `{"iss": …, "sub": …, "jti": …}` of the incoming token.
-pub const FEDERATED_CLAIM: &str = "federated";
 
 /// One exchange (or dry run): the world, the deployment's settings, the isolate's key sets,
 /// and the request's time.
@@ -434,18 +430,26 @@ impl<P: Platform> Exchange<'_, P> {
             .platform
             .signer()
             .ok_or_else(|| ExchangeError::Signing("SIGNING_KEYS has no usable key".into()))?;
-        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": signer.kid()});
-        let claims = json!({
-            "iss": self.issuer,
-            "sub": account.id,
-            "aud": self.issuer,
-            "client_id": account.id,
-            "scope": scope,
-            "iat": self.now,
-            "exp": self.now + ACCESS_TOKEN_SECONDS,
-            "jti": Base64UrlUnpadded::encode_string(&jti),
-            FEDERATED_CLAIM: {"iss": identity.iss, "sub": identity.sub, "jti": identity.jti},
-        });
+        let header = AccessTokenHeader {
+            alg: "ES256",
+            kid: signer.kid(),
+            typ: "at+jwt",
+        };
+        let claims = AccessTokenClaims {
+            aud: self.issuer,
+            client_id: &account.id,
+            exp: self.now + ACCESS_TOKEN_SECONDS,
+            federated: FederatedClaim {
+                iss: &identity.iss,
+                jti: identity.jti.as_deref(),
+                sub: &identity.sub,
+            },
+            iat: self.now,
+            iss: self.issuer,
+            jti: Base64UrlUnpadded::encode_string(&jti),
+            scope,
+            sub: &account.id,
+        };
         let signing_input = format!("{}.{}", encode_json(&header), encode_json(&claims));
         let signature = signer
             .sign(signing_input.as_bytes())
@@ -458,7 +462,40 @@ impl<P: Platform> Exchange<'_, P> {
     }
 }
 
-fn encode_json(value: &Value) -> String {
+/// The access token's JOSE header.
+#[derive(Serialize)]
+struct AccessTokenHeader<'a> {
+    alg: &'static str,
+    kid: &'a str,
+    typ: &'static str,
+}
+
+/// The access token's claims (RFC 9068), each member in the order written: alphabetical, as a
+/// JSON object of them was. Written from a struct, not built as a `Value`: the code that builds
+/// an object member by member would be compiled by every new isolate's first exchange.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    aud: &'a str,
+    client_id: &'a str,
+    exp: i64,
+    /// For audit, which workload token this one was exchanged for: `{"iss": …, "jti": …,
+    /// "sub": …}` of the incoming token.
+    federated: FederatedClaim<'a>,
+    iat: i64,
+    iss: &'a str,
+    jti: String,
+    scope: &'a str,
+    sub: &'a str,
+}
+
+#[derive(Serialize)]
+struct FederatedClaim<'a> {
+    iss: &'a str,
+    jti: Option<&'a str>,
+    sub: &'a str,
+}
+
+fn encode_json(value: &impl Serialize) -> String {
     // `to_vec`, as responses are written: `to_string` (Display) would bring a second copy of
     // the JSON writer onto every exchange's path.
     Base64UrlUnpadded::encode_string(&serde_json::to_vec(value).unwrap_or_default())

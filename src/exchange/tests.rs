@@ -206,9 +206,16 @@ fn a_valid_token_of_every_algorithm_is_exchanged_for_a_15_minute_access_token() 
             900
         );
         assert_eq!(
-            minted[FEDERATED_CLAIM],
+            minted["federated"],
             json!({"iss": ISSUER, "sub": SUBJECT, "jti": "workload-jti-1"})
         );
+        // Header and claims written with their members in alphabetical order at every level,
+        // as when they were JSON objects: each reads back to its own text.
+        for part in &parts[..2] {
+            let text = String::from_utf8(Base64UrlUnpadded::decode_vec(part).unwrap()).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(value.to_string(), text);
+        }
         assert!(
             Base64UrlUnpadded::decode_vec(minted["jti"].as_str().unwrap())
                 .unwrap()

@@ -13,7 +13,7 @@ use super::kv::WorkersKv;
 use crate::accounts::cache::CachedStore;
 use crate::ports::{
     Clock, Entropy, EntropyError, EventLog, ParsedUrl, Platform, RateLimiter, Registry,
-    StorageError, UrlParser,
+    StorageError, TokenEvent, UrlParser,
 };
 
 /// The platform of one request: its bindings (`ACCOUNTS` behind the isolate's account cache),
@@ -140,15 +140,10 @@ pub struct ConsoleLog {
 }
 
 impl EventLog for ConsoleLog {
-    fn record(&self, mut event: serde_json::Value) {
+    fn record(&self, mut event: TokenEvent) {
         // Workers freeze Date.now() during CPU work, so this counts I/O waits (KV, fetch); CPU
         // time is in the platform's own metrics.
-        let latency_ms = (Date::now() as u64).saturating_sub(self.started);
-        // Inserted into the object as the JSON reader inserts members: `event[…] =` would
-        // bring a second copy of the map's insertion code onto every cold first request.
-        if let serde_json::Value::Object(members) = &mut event {
-            members.insert("latency_ms".to_owned(), latency_ms.into());
-        }
+        event.latency_ms = Some((Date::now() as u64).saturating_sub(self.started));
         // Serialised as the responses are (one copy of the JSON writer), and logged as it is.
         let line = serde_json::to_string(&event).unwrap_or_default();
         worker::web_sys::console::log_1(&line.into());

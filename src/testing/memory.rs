@@ -277,8 +277,9 @@ impl MemoryLog {
 }
 
 impl crate::ports::EventLog for MemoryLog {
-    fn record(&self, event: serde_json::Value) {
-        self.0.borrow_mut().push(event);
+    fn record(&self, event: crate::ports::TokenEvent) {
+        let line = serde_json::to_value(event).expect("a log line is JSON");
+        self.0.borrow_mut().push(line);
     }
 }
 
