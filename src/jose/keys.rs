@@ -42,16 +42,15 @@ pub struct IssuerKey {
     pub alg: Option<String>,
     pub key_use: Option<String>,
     pub key_ops: Option<Vec<String>>,
-    /// The public members only (`kty`, `crv`, `n`, `e`, `x`, `y`): what Web Crypto imports.
-    pub public_jwk: Value,
-    /// `public_jwk` serialized, once per key set: what a verifier imports and keys its cache by.
+    /// The public members only (`crv`, `e`, `kty`, `n`, `x`, `y`) as JSON, in alphabetical
+    /// order, written once per key set: what a verifier imports and keys its cache by.
     pub public_jwk_text: String,
 }
 
 impl IssuerKey {
     /// The key as a public JWK again, with the members that restrict its use.
     pub fn to_jwk(&self) -> Value {
-        let mut jwk = self.public_jwk.clone();
+        let mut jwk: Value = serde_json::from_str(&self.public_jwk_text).unwrap_or_default();
         if let Value::Object(members) = &mut jwk {
             if let Some(kid) = &self.kid {
                 members.insert("kid".into(), json!(kid));
@@ -120,7 +119,7 @@ pub fn key_set_of(value: &Value) -> Result<KeySet, String> {
 fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
     let text = |name: &str| jwk.get(name).and_then(Value::as_str);
     let bytes = |name: &str| text(name).and_then(|value| Base64UrlUnpadded::decode_vec(value).ok());
-    let (kind, public_jwk) = match text("kty")? {
+    let (kind, public_jwk_text) = match text("kty")? {
         "RSA" => {
             let modulus = bytes("n")?;
             let exponent = bytes("e")?;
@@ -130,7 +129,7 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
                 return None;
             }
             let modulus_bits = modulus.len() * 8 - modulus[0].leading_zeros() as usize;
-            let public = json!({"kty": "RSA", "n": text("n")?, "e": text("e")?});
+            let public = jwk_text(&[("e", text("e")?), ("kty", "RSA"), ("n", text("n")?)]);
             (KeyKind::Rsa { modulus_bits }, public)
         }
         "EC" => {
@@ -139,8 +138,12 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
             {
                 return None;
             }
-            let public =
-                json!({"kty": "EC", "crv": curve.name(), "x": text("x")?, "y": text("y")?});
+            let public = jwk_text(&[
+                ("crv", curve.name()),
+                ("kty", "EC"),
+                ("x", text("x")?),
+                ("y", text("y")?),
+            ]);
             (KeyKind::Ec(curve), public)
         }
         "OKP" if text("crv")? == "Ed25519" => {
@@ -149,7 +152,7 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
             }
             (
                 KeyKind::Ed25519,
-                json!({"kty": "OKP", "crv": "Ed25519", "x": text("x")?}),
+                jwk_text(&[("crv", "Ed25519"), ("kty", "OKP"), ("x", text("x")?)]),
             )
         }
         _ => return None,
@@ -174,10 +177,29 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
         alg: text("alg").map(str::to_owned),
         key_use: text("use").map(str::to_owned),
         key_ops,
-        // Written as every response is (one copy of the JSON writer on a cold isolate's path).
-        public_jwk_text: serde_json::to_string(&public_jwk).unwrap_or_default(),
-        public_jwk,
+        public_jwk_text,
     })
+}
+
+/// A public JWK of `members`, given in alphabetical order, as JSON. Written directly, not built
+/// as a JSON object and serialized (code a new isolate's first exchange would compile): every
+/// value is a constant or base64url text that decoded, so none needs escaping.
+fn jwk_text(members: &[(&str, &str)]) -> String {
+    let mut text = String::with_capacity(
+        24 + members
+            .iter()
+            .map(|(_, value)| value.len() + 8)
+            .sum::<usize>(),
+    );
+    for (name, value) in members {
+        text.push_str(if text.is_empty() { "{\"" } else { ",\"" });
+        text.push_str(name);
+        text.push_str("\":\"");
+        text.push_str(value);
+        text.push('"');
+    }
+    text.push('}');
+    text
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -340,4 +362,45 @@ pub fn check_signature_shape(alg: Alg, key: &IssuerKey, signature: &[u8]) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind's public members, whatever order and company they come in, are written as a
+    /// JSON object of them would be (alphabetical, no other member); `to_jwk` adds back what
+    /// restricts the key's use.
+    #[test]
+    fn a_key_is_imported_by_its_public_members_alone() {
+        let b64 = |bytes: &[u8]| Base64UrlUnpadded::encode_string(bytes);
+        let (n, e, x, y) = (
+            b64(&[0xc5; 256]),
+            b64(&[1, 0, 1]),
+            b64(&[7; 32]),
+            b64(&[9; 32]),
+        );
+        let cases = [
+            (
+                json!({"n": n, "kid": "r", "kty": "RSA", "use": "sig", "e": e, "d": "private"}),
+                json!({"kty": "RSA", "n": n, "e": e}),
+            ),
+            (
+                json!({"y": y, "x": x, "alg": "ES256", "crv": "P-256", "kty": "EC", "kid": "e"}),
+                json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+            ),
+            (
+                json!({"x": x, "kty": "OKP", "crv": "Ed25519", "key_ops": ["verify"]}),
+                json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+            ),
+        ];
+        for (jwk, public) in cases {
+            let set = key_set_of(&json!({ "keys": [jwk.clone()] })).unwrap();
+            let key = &set.keys[0];
+            assert_eq!(key.public_jwk_text, public.to_string(), "{jwk}");
+            let mut back = jwk.clone();
+            back.as_object_mut().unwrap().remove("d");
+            assert_eq!(key.to_jwk(), back);
+        }
+    }
 }

@@ -40,7 +40,9 @@ impl SignatureVerifier for RustCryptoVerifier {
         signing_input: &[u8],
         signature: &[u8],
     ) -> Result<bool, VerifyError> {
-        let jwk = &key.public_jwk;
+        // Read from the text a verifier imports, as Web Crypto reads it.
+        let jwk: &serde_json::Value =
+            &serde_json::from_str(&key.public_jwk_text).map_err(bad_key)?;
         Ok(match (&key.kind, alg.hash()) {
             (KeyKind::Rsa { .. }, Some(hash)) => {
                 let public = rsa::RsaPublicKey::new(
