@@ -21,11 +21,6 @@ pub(crate) async fn answer<P: Platform>(
     issuer: Result<&str, ApiError>,
     now: i64,
 ) -> Response {
-    let log = |form, outcome, error: &ApiError| {
-        platform
-            .log()
-            .record(log_event(form, outcome, error.status(), Some(error)));
-    };
     if let Some(limiter) = platform.rate_limiter() {
         if !limiter
             .allow(&format!("token:{}", client_ip(request)))
@@ -34,16 +29,12 @@ pub(crate) async fn answer<P: Platform>(
             let error = ApiError::RateLimited {
                 description: "too many token requests from this address; slow down and try again after Retry-After seconds".into(),
             };
-            log(None, None, &error);
-            return error.into_response();
+            return refused(platform, None, error);
         }
     }
     let (form, token_request) = match parse_token_request(request) {
         Ok(parsed) => parsed,
-        Err(error) => {
-            log(None, None, &error);
-            return error.into_response();
-        }
+        Err(error) => return refused(platform, None, error),
     };
     let ready = isolate
         .signing_keys()
@@ -51,10 +42,7 @@ pub(crate) async fn answer<P: Platform>(
         .and_then(|issuer| Ok((isolate.settings()?, issuer)));
     let (settings, issuer) = match ready {
         Ok(ready) => ready,
-        Err(error) => {
-            log(Some(form), None, &error);
-            return error.into_response();
-        }
+        Err(error) => return refused(platform, Some(form), error),
     };
     let exchange = Exchange {
         platform,
@@ -72,10 +60,7 @@ pub(crate) async fn answer<P: Platform>(
             ),
             None,
         ),
-        Err(failure) => {
-            let error = error_for(form, failure);
-            (error.clone().into_response(), Some(error))
-        }
+        Err(failure) => refusal(form, failure),
     };
     platform.log().record(log_event(
         Some(form),
@@ -84,6 +69,25 @@ pub(crate) async fn answer<P: Platform>(
         error.as_ref(),
     ));
     response
+}
+
+/// The answer to a request refused before its exchange began, logged. Out of line, as the
+/// rare branches of a first request's functions are: V8 compiles a function whole.
+#[cold]
+#[inline(never)]
+fn refused<P: Platform>(platform: &P, form: Option<GrantForm>, error: ApiError) -> Response {
+    platform
+        .log()
+        .record(log_event(form, None, error.status(), Some(&error)));
+    error.into_response()
+}
+
+/// The answer to a refused exchange, and the error it says, for the log line. Out of line.
+#[cold]
+#[inline(never)]
+fn refusal(form: GrantForm, failure: &ExchangeError) -> (Response, Option<ApiError>) {
+    let error = error_for(form, failure);
+    (error.clone().into_response(), Some(error))
 }
 
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
