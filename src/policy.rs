@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::accounts::Account;
 use crate::jose::claims::{audiences, check_times, Identity, MAX_LIFETIME_SECONDS};
-use crate::jose::reason::{reject, Reason, Rejection};
+use crate::jose::reason::{reject_with, Reason, Rejection};
 use crate::jose::verify::VerifiedToken;
 
 /// What a check may know besides the account and the token.
@@ -102,13 +102,12 @@ fn issuer(account: &Account, identity: &Identity, explain: Explain) -> Result<St
     if account.fields.issuer_url == *iss {
         return explain.pass(|| format!("iss is the account's issuerURL {iss:?}"));
     }
-    reject(
-        Reason::IssuerMismatch,
+    reject_with(Reason::IssuerMismatch, || {
         format!(
             "the token's iss {iss:?} is not the issuer of service account {}",
             account.id
-        ),
-    )
+        )
+    })
 }
 
 /// Required claims, their types, leeway and the 2-hour lifetime limit.
@@ -139,10 +138,9 @@ fn audience(
     if audiences.contains(&wanted) {
         return context.explain.pass(|| format!("aud contains {wanted:?}"));
     }
-    reject(
-        Reason::AudienceMismatch,
-        format!("aud {audiences:?} does not contain the account's audience {wanted:?}"),
-    )
+    reject_with(Reason::AudienceMismatch, || {
+        format!("aud {audiences:?} does not contain the account's audience {wanted:?}")
+    })
 }
 
 /// The token's `sub` must satisfy the account's subject rule.
@@ -157,10 +155,9 @@ fn subject(
         return context.explain.pass(|| format!("sub {sub:?} matches"));
     }
     let (field, rule) = account.fields.subject.field();
-    reject(
-        Reason::SubjectMismatch,
-        format!("sub {sub:?} does not match the account's {field} {rule:?}"),
-    )
+    reject_with(Reason::SubjectMismatch, || {
+        format!("sub {sub:?} does not match the account's {field} {rule:?}")
+    })
 }
 
 /// Each claim named in the account's `claims` must match its glob, with Vault's `bound_claims`
@@ -194,10 +191,9 @@ fn match_claim_rules(
     for (name, glob) in &account.fields.claims {
         let pattern = glob.as_str();
         let Some(value) = claim_at(token.claims(), name) else {
-            return reject(
-                Reason::ClaimMismatch,
-                format!("the token has no {name} claim, which the account requires to match {pattern:?}"),
-            );
+            return reject_with(Reason::ClaimMismatch, || {
+                format!("the token has no {name} claim, which the account requires to match {pattern:?}")
+            });
         };
         let found = match value {
             Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
@@ -211,20 +207,16 @@ fn match_claim_rules(
                     Some(explain.say(|| format!("{name} {text:?} matches {pattern:?}")))
                 }
                 Some(text) => {
-                    return reject(
-                        Reason::ClaimMismatch,
+                    return reject_with(Reason::ClaimMismatch, || {
                         format!(
                         "claim {name} is {text:?}, which does not match the account's {pattern:?}"
-                    ),
                     )
+                    })
                 }
                 None => {
-                    return reject(
-                        Reason::ClaimMismatch,
-                        format!(
-                            "claim {name} is an object or null, so it cannot match {pattern:?}"
-                        ),
-                    )
+                    return reject_with(Reason::ClaimMismatch, || {
+                        format!("claim {name} is an object or null, so it cannot match {pattern:?}")
+                    })
                 }
             },
         };
@@ -232,10 +224,9 @@ fn match_claim_rules(
             Some(description) if explain == Explain::Yes => matched.push(description),
             Some(_) => {}
             None => {
-                return reject(
-                    Reason::ClaimMismatch,
-                    format!("no element of claim {name} matches the account's {pattern:?}"),
-                )
+                return reject_with(Reason::ClaimMismatch, || {
+                    format!("no element of claim {name} matches the account's {pattern:?}")
+                })
             }
         }
     }
@@ -252,19 +243,17 @@ fn enabled(
     context: &Context<'_>,
 ) -> Result<String, Rejection> {
     if !account.fields.enabled {
-        return reject(
-            Reason::AccountDisabled,
-            format!("service account {} is disabled", account.id),
-        );
+        return reject_with(Reason::AccountDisabled, || {
+            format!("service account {} is disabled", account.id)
+        });
     }
     if let Some(exact) = context.exact_account.filter(|exact| !exact.fields.enabled) {
-        return reject(
-            Reason::AccountDisabled,
+        return reject_with(Reason::AccountDisabled, || {
             format!(
                 "service account {} for exactly sub {:?} is disabled, which blocks this subject whatever client_id names",
                 exact.id, identity.sub
-            ),
-        );
+            )
+        });
     }
     context.explain.pass(|| "the account is enabled".to_owned())
 }
@@ -309,14 +298,13 @@ pub(crate) fn grant_scope(account: &Account, requested: Option<&str>) -> Result<
     let mut granted: Vec<&str> = Vec::new();
     for scope in requested {
         if !account.fields.scopes.iter().any(|allowed| allowed == scope) {
-            return reject(
-                Reason::ScopeNotAllowed,
+            return reject_with(Reason::ScopeNotAllowed, || {
                 format!(
                     "scope {scope:?} is not allowed for service account {}; it has: {}",
                     account.id,
                     account.fields.scopes.join(" ")
-                ),
-            );
+                )
+            });
         }
         if !granted.contains(&scope) {
             granted.push(scope);

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::reason::{reject, Reason, Rejection};
+use super::reason::{reject, reject_with, Reason, Rejection};
 
 /// Longest accepted lifetime, `exp − iat`, in seconds: 2 hours (the contract, and the seed:
 /// "JWTs with a validity period longer than 2 hours will be rejected").
@@ -32,13 +32,12 @@ pub fn identity(claims: &Map<String, Value>) -> Result<Identity, Rejection> {
     let iss = required_string(claims, "iss")?;
     let sub = required_string(claims, "sub")?;
     if sub.len() > MAX_SUB_BYTES {
-        return reject(
-            Reason::InvalidClaim,
+        return reject_with(Reason::InvalidClaim, || {
             format!(
                 "sub is {} bytes long; at most {MAX_SUB_BYTES} are accepted",
                 sub.len()
-            ),
-        );
+            )
+        });
     }
     let jti = match claims.get("jti") {
         None => None,
@@ -50,15 +49,14 @@ pub fn identity(claims: &Map<String, Value>) -> Result<Identity, Rejection> {
 
 fn required_string(claims: &Map<String, Value>, name: &str) -> Result<String, Rejection> {
     match claims.get(name) {
-        None => reject(
-            Reason::MissingClaim,
-            format!("the token has no {name} claim"),
-        ),
+        None => reject_with(Reason::MissingClaim, || {
+            format!("the token has no {name} claim")
+        }),
         Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
-        Some(Value::String(_)) => {
-            reject(Reason::InvalidClaim, format!("{name} is an empty string"))
-        }
-        Some(_) => reject(Reason::InvalidClaim, format!("{name} is not a string")),
+        Some(Value::String(_)) => reject_with(Reason::InvalidClaim, || {
+            format!("{name} is an empty string")
+        }),
+        Some(_) => reject_with(Reason::InvalidClaim, || format!("{name} is not a string")),
     }
 }
 
@@ -76,10 +74,9 @@ pub struct Times {
 pub fn check_times(claims: &Map<String, Value>, now: i64, leeway: u64) -> Result<Times, Rejection> {
     for name in ["aud", "exp", "iat"] {
         if !claims.contains_key(name) {
-            return reject(
-                Reason::MissingClaim,
-                format!("the token has no {name} claim"),
-            );
+            return reject_with(Reason::MissingClaim, || {
+                format!("the token has no {name} claim")
+            });
         }
     }
     audiences(claims)?;
@@ -87,46 +84,41 @@ pub fn check_times(claims: &Map<String, Value>, now: i64, leeway: u64) -> Result
     let iat = numeric_date(claims, "iat")?.unwrap_or_default();
     let nbf = numeric_date(claims, "nbf")?;
     if exp <= iat {
-        return reject(
-            Reason::InvalidClaim,
-            format!("exp ({exp}) is not after iat ({iat})"),
-        );
+        return reject_with(Reason::InvalidClaim, || {
+            format!("exp ({exp}) is not after iat ({iat})")
+        });
     }
     let (now, leeway) = (now as f64, leeway as f64);
     if exp <= now - leeway {
-        return reject(
-            Reason::TokenExpired,
+        return reject_with(Reason::TokenExpired, || {
             format!(
                 "the token expired at {exp}, {} s ago (leeway {leeway} s)",
                 now - exp
-            ),
-        );
+            )
+        });
     }
     if let Some(nbf) = nbf {
         if nbf > now + leeway {
-            return reject(
-                Reason::TokenNotYetValid,
+            return reject_with(Reason::TokenNotYetValid, || {
                 format!(
                     "the token is not valid before {nbf}, {} s from now (leeway {leeway} s)",
                     nbf - now
-                ),
-            );
+                )
+            });
         }
     }
     if iat > now + leeway {
-        return reject(
-            Reason::IssuedInFuture,
+        return reject_with(Reason::IssuedInFuture, || {
             format!(
                 "the token's iat {iat} is {} s in the future (leeway {leeway} s)",
                 iat - now
-            ),
-        );
+            )
+        });
     }
     if exp - iat > MAX_LIFETIME_SECONDS {
-        return reject(
-            Reason::LifetimeTooLong,
-            format!("the token is valid for {} s (exp - iat); at most {MAX_LIFETIME_SECONDS} s (2 hours) are accepted", exp - iat),
-        );
+        return reject_with(Reason::LifetimeTooLong, || {
+            format!("the token is valid for {} s (exp - iat); at most {MAX_LIFETIME_SECONDS} s (2 hours) are accepted", exp - iat)
+        });
     }
     Ok(Times { exp, iat, nbf })
 }
@@ -145,16 +137,14 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
             };
             match number.as_f64() {
                 Some(value) if in_range => Ok(Some(value)),
-                _ => reject(
-                    Reason::InvalidClaim,
-                    format!("{name} is out of range (beyond +-2^53)"),
-                ),
+                _ => reject_with(Reason::InvalidClaim, || {
+                    format!("{name} is out of range (beyond +-2^53)")
+                }),
             }
         }
-        Some(_) => reject(
-            Reason::InvalidClaim,
-            format!("{name} is not a number (NumericDate)"),
-        ),
+        Some(_) => reject_with(Reason::InvalidClaim, || {
+            format!("{name} is not a number (NumericDate)")
+        }),
     }
 }
 

@@ -8,7 +8,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{Map, Value};
 
 use super::alg::Alg;
-use super::reason::{reject, Reason, Rejection};
+use super::reason::{reject, reject_with, Reason, Rejection};
 use crate::text::json::{parse_strict, JsonError};
 
 /// Largest token accepted, in bytes (the contract). Real workload tokens are 1–2 KiB; a Kubernetes
@@ -36,13 +36,12 @@ pub struct UntrustedToken {
 /// Parses `token` and checks its header.
 pub fn parse(token: &str) -> Result<UntrustedToken, Rejection> {
     if token.len() > MAX_TOKEN_BYTES {
-        return reject(
-            Reason::TokenTooLarge,
+        return reject_with(Reason::TokenTooLarge, || {
             format!(
                 "the token is {} bytes; at most {MAX_TOKEN_BYTES} are accepted",
                 token.len()
-            ),
-        );
+            )
+        });
     }
     let mut parts = token.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -174,18 +173,15 @@ fn decode_json(part: &str, which: &str) -> Result<Map<String, Value>, Rejection>
     let bytes = decode(part, which)?;
     match parse_strict(&bytes, MAX_JSON_DEPTH) {
         Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => reject(
-            Reason::MalformedToken,
-            format!("the {which} is JSON but not an object"),
-        ),
-        Err(JsonError::Syntax(message)) => reject(
-            Reason::MalformedToken,
-            format!("the {which} is not UTF-8 JSON: {message}"),
-        ),
-        Err(error) => reject(
-            Reason::MalformedToken,
-            format!("the {which} JSON is refused: {error}"),
-        ),
+        Ok(_) => reject_with(Reason::MalformedToken, || {
+            format!("the {which} is JSON but not an object")
+        }),
+        Err(JsonError::Syntax(message)) => reject_with(Reason::MalformedToken, || {
+            format!("the {which} is not UTF-8 JSON: {message}")
+        }),
+        Err(error) => reject_with(Reason::MalformedToken, || {
+            format!("the {which} JSON is refused: {error}")
+        }),
     }
 }
 

@@ -6,7 +6,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{json, Map, Value};
 
 use super::alg::{Alg, Curve, KeyNeed};
-use super::reason::{reject, Reason, Rejection};
+use super::reason::{reject_with, Reason, Rejection};
 
 /// Keys kept from a set: the first 100, as Entra does. More is a misconfigured issuer.
 pub const MAX_KEYS: usize = 100;
@@ -291,10 +291,9 @@ pub fn select<'a>(
                 .filter(|key| key.kid.as_deref() == Some(kid))
                 .peekable();
             let Some(&first) = named.peek() else {
-                return reject(
-                    Reason::UnknownKey,
-                    format!("the issuer's key set has no key with kid {kid:?}"),
-                );
+                return reject_with(Reason::UnknownKey, || {
+                    format!("the issuer's key set has no key with kid {kid:?}")
+                });
             };
             match named.find(|key| misfit(key, alg).is_none()) {
                 Some(key) => Ok(vec![key]),
@@ -319,13 +318,12 @@ pub fn select<'a>(
                 }
             }
             if fitting.is_empty() {
-                return reject(
-                    Reason::UnknownKey,
+                return reject_with(Reason::UnknownKey, || {
                     format!(
                         "the token has no kid, and no key in the issuer's set can verify {}",
                         alg.name()
-                    ),
-                );
+                    )
+                });
             }
             Ok(fitting)
         }
@@ -341,23 +339,21 @@ pub fn check_signature_shape(alg: Alg, key: &IssuerKey, signature: &[u8]) -> Res
         (KeyKind::Rsa { modulus_bits }, _) => modulus_bits.div_ceil(8),
     };
     if signature.len() != expected {
-        return reject(
-            Reason::BadSignature,
+        return reject_with(Reason::BadSignature, || {
             format!(
                 "a {} signature with this key is {expected} bytes; this one is {}",
                 alg.name(),
                 signature.len()
-            ),
-        );
+            )
+        });
     }
     if let KeyKind::Ec(curve) = key.kind {
         let (r, s) = signature.split_at(curve.field_bytes());
         for (name, scalar) in [("r", r), ("s", s)] {
             if scalar.iter().all(|&b| b == 0) || scalar >= curve.order() {
-                return reject(
-                    Reason::BadSignature,
-                    format!("the ECDSA signature's {name} is zero or not below the curve order"),
-                );
+                return reject_with(Reason::BadSignature, || {
+                    format!("the ECDSA signature's {name} is zero or not below the curve order")
+                });
             }
         }
     }

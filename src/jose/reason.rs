@@ -124,3 +124,12 @@ impl Rejection {
 pub fn reject<T>(reason: Reason, description: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection::new(reason, description))
 }
+
+/// [`reject`], its description written by `describe`, out of line: the check that refuses
+/// holds only the call, not the formatting. V8 compiles a wasm function whole when it is
+/// first called, and every new isolate's first exchange calls every check.
+#[cold]
+#[inline(never)]
+pub fn reject_with<T>(reason: Reason, describe: impl FnOnce() -> String) -> Result<T, Rejection> {
+    Err(Rejection::new(reason, describe()))
+}
