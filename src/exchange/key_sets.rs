@@ -485,13 +485,25 @@ impl KeySets {
                 stale = Some(cached);
             }
         }
+        // Apart: a location that has the document in KV never compiles fetching it.
+        compiled_apart(self.fetch_or_stale(&wanted, stale, sources, now)).await
+    }
+
+    /// [`Self::find`] when neither memory nor `JWKS_CACHE` has the document fresh: fetched (its
+    /// failure remembered), or else the `stale` copy while it may still be used.
+    async fn fetch_or_stale<T, P: Platform>(
+        &self,
+        wanted: &Wanted<'_, T>,
+        stale: Option<Cached<T>>,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Result<Rc<T>, Rejection> {
         let stale = stale.filter(|cached| cached.is_stale_usable(now));
         if let Some(failure) = self.failure(wanted.url, now) {
             return stale.map(|cached| cached.value).ok_or(failure.rejection);
         }
-        // Apart: a location that has the document in KV never compiles fetching it.
-        match compiled_apart(self.fetch(&wanted, sources, now)).await {
-            Ok((value, fetched)) => Ok(self.keep(&wanted, sources, value, fetched)),
+        match self.fetch(wanted, sources, now).await {
+            Ok((value, fetched)) => Ok(self.keep(wanted, sources, value, fetched)),
             Err(rejection) => stale.map(|cached| cached.value).ok_or(rejection),
         }
     }

@@ -307,25 +307,13 @@ impl<P: Platform> Exchange<'_, P> {
         // An exact subject wins outright; ambiguity arises only among patterns.
         let mut matches = if exact.is_empty() { patterns } else { exact };
         match matches.len() {
-            0 => Err(no_account(format!(
-                "no service account has issuer {iss:?} and a subject rule matching {sub:?}"
-            ))),
             // An exact account is chosen whenever there is one: none other to hear of.
             1 => Ok(Found {
                 account: matches.swap_remove(0),
                 exact: None,
                 ahead,
             }),
-            n => {
-                // Other accounts' ids are configuration: they go to the log, not to the client.
-                let ids: Vec<&str> = matches.iter().map(|account| account.id.as_str()).collect();
-                Err(Rejection::new(
-                    Reason::AmbiguousAccount,
-                    format!("{n} service accounts match issuer {iss:?} and subject {sub:?}; send client_id to choose one"),
-                )
-                .with_detail(format!("the matching accounts: {}", ids.join(", ")))
-                .into())
-            }
+            _ => Err(not_one(&matches, identity)),
         }
     }
 
@@ -425,11 +413,11 @@ impl<P: Platform> Exchange<'_, P> {
         self.platform
             .entropy()
             .fill(&mut jti)
-            .map_err(|error| ExchangeError::Signing(format!("no random bytes for jti: {error}")))?;
+            .map_err(|error| signing_failed(|| format!("no random bytes for jti: {error}")))?;
         let signer = self
             .platform
             .signer()
-            .ok_or_else(|| ExchangeError::Signing("SIGNING_KEYS has no usable key".into()))?;
+            .ok_or_else(|| signing_failed(|| "SIGNING_KEYS has no usable key".into()))?;
         let header = AccessTokenHeader {
             alg: "ES256",
             kid: signer.kid(),
@@ -454,7 +442,7 @@ impl<P: Platform> Exchange<'_, P> {
         let signature = signer
             .sign(signing_input.as_bytes())
             .await
-            .map_err(|error| ExchangeError::Signing(error.to_string()))?;
+            .map_err(|error| signing_failed(|| error.to_string()))?;
         Ok(format!(
             "{signing_input}.{}",
             Base64UrlUnpadded::encode_string(&signature)
@@ -499,6 +487,37 @@ fn encode_json(value: &impl Serialize) -> String {
     // `to_vec`, as responses are written: `to_string` (Display) would bring a second copy of
     // the JSON writer onto every exchange's path.
     Base64UrlUnpadded::encode_string(&serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// The refusal when not exactly one account `matches` the token's issuer and subject. Out of
+/// line, as the refusals of the exchange's own steps are: V8 compiles a function whole.
+#[cold]
+#[inline(never)]
+fn not_one(matches: &[Account], identity: &Identity) -> ExchangeError {
+    let Identity { iss, sub, .. } = identity;
+    if matches.is_empty() {
+        return no_account(format!(
+            "no service account has issuer {iss:?} and a subject rule matching {sub:?}"
+        ));
+    }
+    // Other accounts' ids are configuration: they go to the log, not to the client.
+    let ids: Vec<&str> = matches.iter().map(|account| account.id.as_str()).collect();
+    Rejection::new(
+        Reason::AmbiguousAccount,
+        format!(
+            "{} service accounts match issuer {iss:?} and subject {sub:?}; send client_id to choose one",
+            matches.len()
+        ),
+    )
+    .with_detail(format!("the matching accounts: {}", ids.join(", ")))
+    .into()
+}
+
+/// A minting failure, described out of line.
+#[cold]
+#[inline(never)]
+fn signing_failed(describe: impl FnOnce() -> String) -> ExchangeError {
+    ExchangeError::Signing(describe())
 }
 
 fn no_account(description: String) -> ExchangeError {
