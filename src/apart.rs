@@ -1,11 +1,12 @@
-//! A future compiled as a function of its own.
+//! Code kept off a new isolate's first request.
 //!
 //! V8 compiles each wasm function on its first call, and a cold isolate's first request pays
 //! for compiling every function it enters, whole: the branches it does not take as well. An
 //! `async fn` awaited directly has its state machine inlined into its caller's, so a caller
 //! that awaits one of several futures (a route, one of two lookups) carries all of them. Behind
-//! [`compiled_apart`] each stays a function of its own, compiled only when it first runs
-//! (docs/performance.md measures what this saves).
+//! [`compiled_apart`] each stays a function of its own, compiled only when it first runs; and a
+//! cache made by [`roomy_map`] does not grow (a function per entry type) on its first entries
+//! (docs/performance.md measures what each saves).
 
 use std::future::Future;
 use std::pin::Pin;
