@@ -18,10 +18,11 @@ pub(crate) fn compiled_apart<'a, T>(
     Box::pin(future)
 }
 
-/// Entries an isolate's caches hold before they first grow.
+/// Entries an isolate's caches have room for before they first grow (at least: the map rounds
+/// its table up).
 pub(crate) const FIRST_ENTRIES: usize = 16;
 
-/// An empty map with room for [`FIRST_ENTRIES`]: growing a map runs a function of its own for
+/// An empty map with room for at least [`FIRST_ENTRIES`]: growing a map runs a function of its own for
 /// each entry type (the table's rehash), which the first requests of a new isolate, each adding
 /// an entry or two, then neither run nor compile.
 pub(crate) fn roomy_map<K, V>() -> std::collections::HashMap<K, V> {

@@ -240,6 +240,20 @@ fn a_valid_token_of_every_algorithm_is_exchanged_for_a_15_minute_access_token() 
     }
 }
 
+/// A workload token without `jti`: the minted token's `federated` claim records it as `null`.
+#[test]
+fn a_workload_token_without_jti_is_recorded_as_null() {
+    let world = World::new();
+    world.add_account("acct-1", json!({}));
+    let token = es256(&world, &with(json!({"jti": null})));
+    let access = world.run(&token, None, None).result.unwrap().access_token;
+    let minted = decode(access.split('.').nth(1).unwrap());
+    assert_eq!(
+        minted["federated"],
+        json!({"iss": ISSUER, "jti": null, "sub": SUBJECT})
+    );
+}
+
 #[test]
 fn the_access_token_lives_900_s_whatever_the_incoming_lifetime() {
     let world = World::new();

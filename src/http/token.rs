@@ -607,6 +607,10 @@ mod tests {
         let mut event = log_event(Some(GrantForm::JwtBearer), None, 400, Some(&error));
         let line = reads_back(&serde_json::to_string(&event).unwrap());
         assert_eq!(line.get("latency_ms"), None);
+        // What is not known is there, as null.
+        for member in ["account", "detail", "iss", "jti", "reason", "sub"] {
+            assert_eq!(line.get(member), Some(&serde_json::Value::Null), "{member}");
+        }
         assert_eq!(
             (
                 &line["event"],

@@ -364,7 +364,7 @@ pub fn check_signature_shape(alg: Alg, key: &IssuerKey, signature: &[u8]) -> Res
 mod tests {
     use super::*;
 
-    /// Each kind's public members, whatever order and company they come in, are written as a
+    /// Each kind's public members, whatever other members come with them, are written as a
     /// JSON object of them would be (alphabetical, no other member); `to_jwk` adds back what
     /// restricts the key's use.
     #[test]
