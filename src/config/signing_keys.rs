@@ -12,6 +12,8 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::jose::keys::jwk_text;
+
 /// The only signature algorithm of minted tokens (the contract, "Minted access tokens").
 pub const SIGNING_ALG: &str = "ES256";
 
@@ -214,15 +216,15 @@ fn string_member<'a>(
 
 /// The RFC 7638 SHA-256 thumbprint of a P-256 public key, base64url: the default `kid`. The
 /// hash of the key's required members in the RFC's canonical form (sorted, no whitespace),
-/// written out here: building jwt-compact's key and its generic serialiser for this one
-/// string was a tenth of the code a cold isolate compiled before its first answer
-/// (docs/performance.md). A test holds it to jwt-compact's thumbprint.
+/// written as an issuer key's import text is ([`jwk_text`]): building jwt-compact's key and its
+/// generic serialiser for this one string was a tenth of the code a cold isolate compiled
+/// before its first answer (docs/performance.md). A test holds it to jwt-compact's thumbprint.
 fn thumbprint(x: &[u8], y: &[u8]) -> String {
-    let canonical = format!(
-        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+    let (x, y) = (
         Base64UrlUnpadded::encode_string(x),
-        Base64UrlUnpadded::encode_string(y)
+        Base64UrlUnpadded::encode_string(y),
     );
+    let canonical = jwk_text(&[("crv", "P-256"), ("kty", "EC"), ("x", &x), ("y", &y)]);
     Base64UrlUnpadded::encode_string(&Sha256::digest(canonical.as_bytes()))
 }
 

@@ -181,10 +181,11 @@ fn usable_key(jwk: &Map<String, Value>) -> Option<IssuerKey> {
     })
 }
 
-/// A public JWK of `members`, given in alphabetical order, as JSON. Written directly, not built
-/// as a JSON object and serialized (code a new isolate's first exchange would compile): every
-/// value is a constant or base64url text that decoded, so none needs escaping.
-fn jwk_text(members: &[(&str, &str)]) -> String {
+/// A public JWK of `members`, given in alphabetical order, as JSON without whitespace: with a
+/// key's required members, RFC 7638's canonical form, which its thumbprint hashes. Written
+/// directly, not built as a JSON object and serialized (code a new isolate's first exchange
+/// would compile): every value is a constant or base64url text, so none needs escaping.
+pub(crate) fn jwk_text(members: &[(&str, &str)]) -> String {
     let mut text = String::with_capacity(
         24 + members
             .iter()
