@@ -6,11 +6,17 @@
 //! | `JWKS_CACHE` | `jwks:{sha256(url)}` | `{url, fetchedAt, freshUntil, value: {keys}}` | same | freshness + 24 h (KV TTL) |
 //! | isolate memory | issuer URL | discovered `jwks_uri` | discovery response `max-age`, clamped | for the isolate's life |
 //! | `JWKS_CACHE` | `oidc:{sha256(issuerURL)}` | `{url, fetchedAt, freshUntil, value: {issuer, jwks_uri}}` | same | freshness + 24 h |
+//! | `JWKS_CACHE` | `oidc-jwks:{sha256(issuerURL)}` | `{url (the discovery document's), fetchedAt, freshUntil, value: {jwks_uri, keys}}` | the earlier of the two | freshness + 24 h |
 //! | isolate memory | URL | the last failed fetch | 30 s | until it cools down |
 //!
 //! A fresh document in memory costs nothing: no KV read, no subrequest, no KV write. On a cold
 //! isolate the exchange starts the key set's `JWKS_CACHE` read ([`KeySets::read_ahead`]) while
-//! it reads the account's record, so the two cost one round trip.
+//! it reads the account's record, so the two cost one round trip. For an account without
+//! `jwksURI` that read is of the issuer's discovered key set (`oidc-jwks:`): the URL that
+//! discovery named and the keys there, in one entry, written by an isolate that read it and
+//! found it missing, stale or older than the keys it went on to use
+//! ([`KeySets::verify_discovered`]). It only spares a cold isolate two reads in turn: when it is
+//! not fresh, the discovery document and the key set are found as above.
 //! `JWKS_CACHE` is written in the background (the answer does not wait for KV's write). A stale
 //! document is refetched; if that fails, the last good one serves for up to 24 h past its
 //! freshness (stale-if-error). A failed fetch is remembered for 30 s, so an issuer that is down
@@ -61,6 +67,7 @@ pub const FAILURE_COOLDOWN_SECONDS: i64 = 30;
 /// `JWKS_CACHE` key prefixes.
 pub const JWKS_PREFIX: &str = "jwks:";
 pub const DISCOVERY_PREFIX: &str = "oidc:";
+pub const DISCOVERED_SET_PREFIX: &str = "oidc-jwks:";
 
 /// What a client is told when an issuer's keys cannot be had: nothing of the issuer's answer.
 const UNAVAILABLE: &str = "the issuer's keys could not be fetched; try again later";
@@ -176,10 +183,6 @@ pub struct KeySets {
     failures: RefCell<HashMap<String, Failure>>,
     /// Accounts' inline key sets, parsed once, by their JSON text.
     inline: RefCell<HashMap<String, Rc<KeySet>>>,
-    /// Issuers whose discovery document `JWKS_CACHE` did not hold fresh when read ahead, until when
-    /// (an hour) not to read ahead again: most accounts name a `jwksURI`, and their issuers
-    /// never have one, so the read ahead costs them one KV read per isolate and hour.
-    no_stored_discovery: RefCell<HashMap<String, i64>>,
 }
 
 impl Default for KeySets {
@@ -190,13 +193,11 @@ impl Default for KeySets {
             last_refetch: RefCell::default(),
             failures: RefCell::default(),
             inline: RefCell::new(roomy_map()),
-            no_stored_discovery: RefCell::new(roomy_map()),
         }
     }
 }
 
-/// Most inline key sets kept parsed, and most issuers remembered without a stored discovery
-/// document; past it the map starts over.
+/// Most inline key sets kept parsed; past it the map starts over.
 const MAX_INLINE_SETS: usize = 256;
 
 /// Where a key set comes from: the platform's fetcher, `JWKS_CACHE` and URL parser, and
@@ -228,67 +229,23 @@ pub(crate) struct ReadAhead {
 }
 
 impl KeySets {
-    /// Before the account is known (its index is being read): the issuer's discovery document's
-    /// `JWKS_CACHE` entry, unless memory holds the document fresh or `JWKS_CACHE` lately had
-    /// none fresh. Then [`Self::discovered`] can name the key set to read ahead with the records, so
-    /// an account without `jwksURI` also waits on KV twice, not four times.
-    pub(crate) async fn read_ahead_discovery<P: Platform>(
+    /// What to read ahead for an account that finds its keys through its issuer's discovery:
+    /// with the JWKS URL fresh in memory, that key set's entry (as [`Self::read_ahead`]);
+    /// without, the issuer's discovered key set, which names the URL and holds its keys, so a
+    /// cold isolate reads one entry with the records, not the discovery document and then the
+    /// key set.
+    pub(crate) async fn read_ahead_discovered<P: Platform>(
         &self,
         issuer_url: &str,
         platform: &P,
         now: i64,
     ) -> Option<ReadAhead> {
-        let fresh = self
-            .jwks_uris
-            .get(issuer_url)
-            .is_some_and(|c| c.is_fresh(now));
-        let lately_absent = self
-            .no_stored_discovery
-            .borrow()
-            .get(issuer_url)
-            .is_some_and(|&until| now < until);
-        if fresh || lately_absent {
-            return None;
+        if let Some(url) = self.fresh_jwks_uri(issuer_url, now) {
+            return self.read_ahead(&url, platform, now).await;
         }
-        let key = cache_key(DISCOVERY_PREFIX, issuer_url);
+        let key = cache_key(DISCOVERED_SET_PREFIX, issuer_url);
         let value = platform.key_set_cache().get(&key).await;
         Some(ReadAhead { key, value })
-    }
-
-    /// The JWKS URL the issuer's discovery document names, when it is known fresh: from memory,
-    /// or from the entry read `ahead` (then kept in memory, as a read of it would be). No I/O.
-    pub(crate) fn discovered<P: Platform>(
-        &self,
-        issuer_url: &str,
-        ahead: Option<ReadAhead>,
-        sources: &Sources<'_, P>,
-        now: i64,
-    ) -> Option<String> {
-        if let Some(ahead) = ahead {
-            let stored = match ahead.value {
-                Ok(Some(text)) => {
-                    let parse = discovery_parser(issuer_url, sources);
-                    from_stored(&text, &discovery_url(issuer_url), &parse)
-                }
-                Ok(None) => None,
-                // KV failing says nothing of what it holds: asked again next time.
-                Err(_) => return self.fresh_jwks_uri(issuer_url, now),
-            };
-            let fresh = stored.is_some_and(|cached| {
-                self.jwks_uris.offer(issuer_url, &cached);
-                cached.is_fresh(now)
-            });
-            // Nothing fresh stored (absent, stale or unreadable): not read ahead again for a
-            // while; an exchange that needs the document fetches and keeps it.
-            if !fresh {
-                let mut absent = self.no_stored_discovery.borrow_mut();
-                if absent.len() >= MAX_INLINE_SETS {
-                    absent.clear();
-                }
-                absent.insert(issuer_url.to_owned(), now + DEFAULT_FRESH_SECONDS);
-            }
-        }
-        self.fresh_jwks_uri(issuer_url, now)
     }
 
     /// The discovered JWKS URL held fresh in memory.
@@ -299,18 +256,101 @@ impl KeySets {
             .map(|cached| (*cached.value).clone())
     }
 
-    /// The JWKS URL of an account: its `jwksURI`, or the one its issuer's discovery names.
-    pub(crate) async fn jwks_url<P: Platform>(
+    /// `token` verified with a key of the set that `issuer_url`'s discovery document names: the
+    /// issuer's discovered key set read `ahead` gives both when it is fresh; else the discovery
+    /// document and the key set are found as any other (memory, `JWKS_CACHE`, fetch). An
+    /// isolate that read the discovered key set and found it missing, stale or unlike the keys
+    /// it then used (an unknown `kid` refetched them) writes it anew, in the background.
+    pub(crate) async fn verify_discovered<'t, P: Platform>(
         &self,
+        token: &'t UntrustedToken,
         issuer_url: &str,
-        jwks_uri: Option<&str>,
         sources: &Sources<'_, P>,
         now: i64,
-    ) -> Result<String, Rejection> {
-        match jwks_uri {
-            Some(uri) => Ok(uri.to_owned()),
-            // Apart: an account that names its JWKS URL never compiles discovery.
-            None => compiled_apart(self.discovered_jwks_url(issuer_url, sources, now)).await,
+        mut ahead: Option<ReadAhead>,
+    ) -> Result<VerifiedToken<'t>, Rejection> {
+        let key = cache_key(DISCOVERED_SET_PREFIX, issuer_url);
+        let read = ahead
+            .take_if(|ahead| ahead.key == key)
+            .and_then(|read| self.adopt_discovered(issuer_url, read, sources, now));
+        let url = self.discovered_jwks_url(issuer_url, sources, now).await?;
+        let verified = self.verify_with(token, &url, sources, now, ahead).await;
+        if let Some(adopted) = read {
+            self.store_discovered(issuer_url, &url, adopted, sources, now);
+        }
+        verified
+    }
+
+    /// Takes the issuer's discovered key set as `read` into memory (the JWKS URL and the set,
+    /// each kept if newer than the one held). `None` when KV failed (which says nothing of
+    /// what it holds); else the set taken when it was fresh.
+    fn adopt_discovered<P: Platform>(
+        &self,
+        issuer_url: &str,
+        read: ReadAhead,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) -> Option<Option<Rc<KeySet>>> {
+        let text = match read.value {
+            Ok(Some(text)) => text,
+            Ok(None) => return Some(None),
+            Err(_) => return None,
+        };
+        let parse = |value: &Value| discovered_set_of(value, sources);
+        let Some(stored) = from_stored(&text, &discovery_url(issuer_url), &parse) else {
+            return Some(None);
+        };
+        let fresh_until = stored.fresh_until;
+        let (jwks_uri, set) = Rc::try_unwrap(stored.value).ok()?;
+        let set = Rc::new(set);
+        let uri = Cached {
+            value: Rc::new(jwks_uri.clone()),
+            fresh_until,
+        };
+        self.jwks_uris.offer(issuer_url, &uri);
+        let kept = self.sets.offer(
+            &jwks_uri,
+            &Cached {
+                value: set.clone(),
+                fresh_until,
+            },
+        );
+        Some((kept && now < fresh_until).then_some(set))
+    }
+
+    /// Writes the issuer's discovered key set from memory (its JWKS URL `url` and the set there,
+    /// fresh until the earlier of the two), unless it is the `adopted` one read.
+    fn store_discovered<P: Platform>(
+        &self,
+        issuer_url: &str,
+        url: &str,
+        adopted: Option<Rc<KeySet>>,
+        sources: &Sources<'_, P>,
+        now: i64,
+    ) {
+        let (Some(uri), Some(set)) = (self.jwks_uris.get(issuer_url), self.sets.get(url)) else {
+            return;
+        };
+        let fresh_until = uri.fresh_until.min(set.fresh_until);
+        let unchanged = adopted.is_some_and(|adopted| Rc::ptr_eq(&adopted, &set.value));
+        if *uri.value != url || fresh_until <= now || unchanged {
+            return;
+        }
+        let mut value = stored_key_set(&set.value);
+        value["jwks_uri"] = Value::from(url);
+        let record = Stored {
+            url: discovery_url(issuer_url),
+            fetched_at: now,
+            fresh_until,
+            value,
+        };
+        if let Ok(text) = serde_json::to_string(&record) {
+            let ttl = (fresh_until - now + STALE_IF_ERROR_SECONDS) as u64;
+            sources.platform.key_set_cache().put_in_background(
+                &cache_key(DISCOVERED_SET_PREFIX, issuer_url),
+                text,
+                Some(ttl),
+            );
         }
     }
 
@@ -677,6 +717,25 @@ pub fn freshness(cache_control: Option<&str>) -> i64 {
     max_age
         .unwrap_or(DEFAULT_FRESH_SECONDS)
         .clamp(MIN_FRESH_SECONDS, MAX_FRESH_SECONDS)
+}
+
+/// An issuer's discovered key set as stored: its `jwks_uri` (checked again, as a fetched
+/// discovery document's is) and its keys.
+fn discovered_set_of<P: Platform>(
+    value: &Value,
+    sources: &Sources<'_, P>,
+) -> Result<(String, KeySet), String> {
+    let jwks_uri = value
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or("no jwks_uri")?;
+    let url = normalize_url(
+        jwks_uri,
+        sources.allow_http_loopback,
+        sources.platform.urls(),
+    )
+    .map_err(|problem| problem.to_string())?;
+    Ok((url, key_set_of(value)?))
 }
 
 /// A key set's form in `JWKS_CACHE`: its usable keys.

@@ -124,10 +124,9 @@ impl<P: Platform> Exchange<'_, P> {
     ///    header members ([`jws::parse`]);
     /// 2. identity: `iss`, `sub` (and `jti`) of the unverified token, to find the account;
     /// 3. account: `client_id`'s, or the one whose issuer is `iss` and whose subject rule matches
-    ///    `sub` (exact first, then patterns): the issuer's index (with its stored discovery
-    ///    document), then the candidates' records in one read, while the key set's cache entry
-    ///    is read too (so a cold isolate waits on storage twice before the signature, not once
-    ///    per read);
+    ///    `sub` (exact first, then patterns): the issuer's index, then the candidates' records
+    ///    in one read, while the key set's cache entry is read too (so a cold isolate waits on
+    ///    storage twice before the signature, not once per read);
     /// 4. [`BEFORE_SIGNATURE`]: the account's issuer is the token's;
     /// 5. signature: the key set (the account's `jwks`, its `jwksURI`, or its issuer's
     ///    discovered one, cached or fetched), the key by `kid` (refetching once on an unknown
@@ -192,12 +191,10 @@ impl<P: Platform> Exchange<'_, P> {
     }
 
     /// Step 3, in two waits on storage at most. First wait: with `client_id`, its record and the
-    /// issuer's index; without, the index; both with the issuer's stored discovery document
-    /// (unless memory has it, or had lately none). Second wait: with `client_id`, the account
-    /// for exactly (`iss`, `sub`); without, the candidates' records; both with the key set's
-    /// cache entry when its URL is known (the account's or likely account's `jwksURI`, or the
-    /// discovered one). Descriptions echo only the token's own values: the signature is not
-    /// checked yet.
+    /// issuer's index; without, the index. Second wait: with `client_id`, the account for
+    /// exactly (`iss`, `sub`); without, the candidates' records; both with the key set's cache
+    /// entry (the account's or likely account's `jwksURI`'s, or its issuer's discovered key
+    /// set). Descriptions echo only the token's own values: the signature is not checked yet.
     async fn find_account(
         &self,
         identity: &Identity,
@@ -227,11 +224,7 @@ impl<P: Platform> Exchange<'_, P> {
                 "client_id {shown:?} is not a service account id"
             )));
         }
-        let ((record, entries), discovery) = join(
-            join(store.get(client_id), store.candidates(iss)),
-            self.read_ahead_discovery(iss),
-        )
-        .await;
+        let (record, entries) = join(store.get(client_id), store.candidates(iss)).await;
         let account = record?.ok_or_else(|| {
             no_account(format!("client_id {client_id:?} is not a service account"))
         })?;
@@ -243,15 +236,14 @@ impl<P: Platform> Exchange<'_, P> {
         } else {
             entries?
         };
-        let discovered = self.discovered(iss, discovery);
-        let url = match &account.fields.jwks_uri {
-            Some(uri) => Some(uri.clone()),
-            None if account.fields.jwks.is_none() => discovered,
-            None => None,
-        };
+        let fields = &account.fields;
         let (exact, ahead) = join(
             self.exact_account(&account, identity, &entries),
-            self.read_ahead(url.as_deref()),
+            self.read_ahead(
+                &fields.issuer_url,
+                fields.jwks_uri.as_deref(),
+                fields.jwks.is_some(),
+            ),
         )
         .await;
         Ok(Found {
@@ -266,32 +258,26 @@ impl<P: Platform> Exchange<'_, P> {
     async fn find_by_index(&self, identity: &Identity) -> Result<Found, ExchangeError> {
         let store = AccountStore::new(self.platform.accounts());
         let Identity { iss, sub, .. } = identity;
-        let (entries, discovery) =
-            join(store.candidates(iss), self.read_ahead_discovery(iss)).await;
-        let entries = entries?;
+        let entries = store.candidates(iss).await?;
         let matching: Vec<&IndexEntry> = entries
             .iter()
             .filter(|entry| entry.subject.matches(sub))
             .collect();
         let candidates: Vec<&str> = matching.iter().map(|entry| entry.id.as_str()).collect();
-        // The key set the likely account uses (an exact subject before a pattern): its
-        // `jwksURI`, or else the issuer's discovered one; none for keys held inline.
+        // The key set the likely account uses (an exact subject before a pattern).
         let likely = matching
             .iter()
             .min_by_key(|entry| !entry.subject.is_exactly(sub));
-        let discovered = self.discovered(iss, discovery);
-        let url = match likely {
-            Some(IndexEntry {
-                jwks_uri: Some(uri),
-                ..
-            }) => Some(uri.clone()),
-            Some(IndexEntry {
-                inline_jwks: false, ..
-            }) => discovered,
-            _ => None,
+        let ahead = async {
+            match likely {
+                Some(entry) => {
+                    self.read_ahead(iss, entry.jwks_uri.as_deref(), entry.inline_jwks)
+                        .await
+                }
+                None => None,
+            }
         };
-        let (records, ahead) =
-            join(store.get_many(&candidates), self.read_ahead(url.as_deref())).await;
+        let (records, ahead) = join(store.get_many(&candidates), ahead).await;
         let mut exact = Vec::new();
         let mut patterns = Vec::new();
         // The index only names candidates; the record decides.
@@ -317,19 +303,6 @@ impl<P: Platform> Exchange<'_, P> {
         }
     }
 
-    /// The issuer's stored discovery document, read ahead (see [`KeySets::read_ahead_discovery`]).
-    async fn read_ahead_discovery(&self, issuer_url: &str) -> Option<ReadAhead> {
-        self.key_sets
-            .read_ahead_discovery(issuer_url, self.platform, self.now)
-            .await
-    }
-
-    /// The discovered JWKS URL of the issuer, from memory or the document read `ahead`.
-    fn discovered(&self, issuer_url: &str, ahead: Option<ReadAhead>) -> Option<String> {
-        self.key_sets
-            .discovered(issuer_url, ahead, &self.sources(), self.now)
-    }
-
     /// Where key sets come from: the platform's fetch and `JWKS_CACHE`.
     fn sources(&self) -> Sources<'_, P> {
         Sources {
@@ -338,11 +311,23 @@ impl<P: Platform> Exchange<'_, P> {
         }
     }
 
-    /// The `JWKS_CACHE` entry of the key set at `url`, if there is a URL and the isolate has no
-    /// fresh copy.
-    async fn read_ahead(&self, url: Option<&str>) -> Option<ReadAhead> {
-        match url {
-            Some(url) => self.key_sets.read_ahead(url, self.platform, self.now).await,
+    /// The `JWKS_CACHE` entry an account's key set will be read from, read now: its
+    /// `jwksURI`'s, or else its issuer's discovered key set; none for keys held inline, or
+    /// when the isolate holds the set fresh.
+    async fn read_ahead(
+        &self,
+        issuer_url: &str,
+        jwks_uri: Option<&str>,
+        inline_jwks: bool,
+    ) -> Option<ReadAhead> {
+        let (key_sets, platform, now) = (self.key_sets, self.platform, self.now);
+        match jwks_uri {
+            Some(url) => key_sets.read_ahead(url, platform, now).await,
+            None if !inline_jwks => {
+                key_sets
+                    .read_ahead_discovered(issuer_url, platform, now)
+                    .await
+            }
             None => None,
         }
     }
@@ -364,18 +349,21 @@ impl<P: Platform> Exchange<'_, P> {
             return compiled_apart(verify(token, &keys, verifier)).await;
         }
         let sources = self.sources();
-        let url = self
-            .key_sets
-            .jwks_url(
-                &account.fields.issuer_url,
-                account.fields.jwks_uri.as_deref(),
-                &sources,
-                self.now,
-            )
-            .await?;
-        self.key_sets
-            .verify_with(token, &url, &sources, self.now, ahead)
-            .await
+        let key_sets = self.key_sets;
+        match &account.fields.jwks_uri {
+            Some(url) => {
+                key_sets
+                    .verify_with(token, url, &sources, self.now, ahead)
+                    .await
+            }
+            // Apart: an account that names its JWKS URL never compiles discovery.
+            None => {
+                let issuer_url = &account.fields.issuer_url;
+                let verify =
+                    key_sets.verify_discovered(token, issuer_url, &sources, self.now, ahead);
+                compiled_apart(verify).await
+            }
+        }
     }
 
     /// The account for exactly the token's (`iss`, `sub`), when `account` is another (a

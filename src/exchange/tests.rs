@@ -26,6 +26,7 @@ const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 /// Account ids for the tests that name one in `client_id` (which must look like an id).
 const ACCOUNT_1: &str = "0000000a-0000-4000-8000-000000000001";
 const PATTERN_2: &str = "0000000b-0000-4000-8000-000000000002";
+use super::key_sets::DISCOVERED_SET_PREFIX;
 use crate::testing::test_issuer::MINT_KEY;
 
 struct World {
@@ -1164,10 +1165,9 @@ fn a_cold_isolate_reads_the_shared_cache_instead_of_fetching() {
     assert_eq!(cold.platform.fetcher.requests().len(), 0);
 }
 
-/// What a cold location reads before the signature: the issuer's index (with the issuer's
-/// stored discovery document, which an issuer of `jwksURI` accounts does not have), then every
-/// candidate record in one bulk read together with the key set's `JWKS_CACHE` entry (the index
-/// names its URL). The platform starts each pair together (e2e: `kv-waits` in Server-Timing).
+/// What a cold location reads before the signature: the issuer's index, then every candidate
+/// record in one bulk read together with the key set's `JWKS_CACHE` entry (the index names
+/// its URL): nothing else. The platform starts each pair together (e2e: `kv-waits` in Server-Timing).
 #[test]
 fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ahead() {
     let world = World::new();
@@ -1189,8 +1189,8 @@ fn a_cold_isolate_reads_the_index_then_all_candidates_at_once_and_the_key_set_ah
     );
     assert_eq!(
         cold.platform.jwks_cache.reads(),
-        2,
-        "the discovery document (none) with the index, the key set with the records"
+        1,
+        "the key set, with the records"
     );
     assert_eq!(cold.platform.fetcher.requests().len(), 0);
 }
@@ -1218,8 +1218,8 @@ fn a_stale_key_set_hint_in_the_index_costs_one_wasted_read() {
         .is_ok());
     assert_eq!(
         colder.platform.jwks_cache.reads(),
-        3,
-        "the discovery document, the hint's key set, then the record's"
+        2,
+        "the hint's key set, then the record's"
     );
     assert!(
         colder.platform.fetcher.requests().is_empty(),
@@ -1242,8 +1242,8 @@ fn the_exact_accounts_key_set_is_the_one_read_ahead() {
     assert_eq!(account, "exact-1");
     assert_eq!(
         cold.platform.jwks_cache.reads(),
-        2,
-        "the discovery document with the index, the exact account's key set with the records"
+        1,
+        "the exact account's key set, with the records"
     );
     assert!(cold.platform.fetcher.requests().is_empty());
 }
@@ -1283,15 +1283,25 @@ fn the_record_not_the_index_decides_which_account_matches() {
     assert_eq!(outcome.result.unwrap().account_id, "pattern-1");
 }
 
-/// An account without `jwksURI` on a cold isolate: the issuer's stored discovery document is
-/// read with the index, so the key set it names is read with the records — two waits, no
-/// fetch; a warm exchange then reads nothing.
+/// An account without `jwksURI` on a cold isolate: the issuer's discovered key set (the URL
+/// its discovery document names, and the keys there), which the first isolate wrote, is read
+/// with the record — two waits, one `JWKS_CACHE` read, no fetch, no write; a warm exchange
+/// then reads nothing.
 #[test]
 fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
     let world = World::new();
     world.add_account("acct-1", json!({"jwksURI": null}));
     world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
-    let (cold, _) = world.cold_after_one_exchange();
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    let cold = world.cold_copy(true);
+    let copied = cold.platform.jwks_cache.writes();
+    assert!(cold
+        .run(&es256(&cold, &claims()), None, None)
+        .result
+        .is_ok());
     assert_eq!(
         cold.platform.accounts.reads(),
         2,
@@ -1299,15 +1309,52 @@ fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
     );
     assert_eq!(
         cold.platform.jwks_cache.reads(),
-        2,
-        "the discovery document with the index, the key set with the record"
+        1,
+        "the issuer's discovered key set, with the record"
     );
     assert!(cold.platform.fetcher.requests().is_empty());
+    assert_eq!(cold.platform.jwks_cache.writes(), copied, "it was current");
     assert!(cold
         .run(&es256(&cold, &claims()), None, None)
         .result
         .is_ok());
-    assert_eq!(cold.platform.jwks_cache.reads(), 2, "warm: from memory");
+    assert_eq!(cold.platform.jwks_cache.reads(), 1, "warm: from memory");
+}
+
+/// The issuer rotates its keys: the isolate that refetches for the new `kid` writes the issuer's
+/// discovered key set anew, so the next cold isolate verifies the new `kid` without a fetch.
+#[test]
+fn a_refetched_discovered_key_set_is_stored_for_the_next_isolate() {
+    let world = World::new();
+    world.add_account("acct-1", json!({"jwksURI": null}));
+    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    let mut jwks = world.issuer.jwks();
+    jwks["keys"][6]["kid"] = json!("next");
+    world
+        .platform
+        .fetcher
+        .serve(JWKS_URL, &jwks.to_string(), None);
+    let rotated = |world: &World| {
+        world.issuer.sign(
+            Alg::Es256,
+            &with(json!({"iat": NOW, "exp": NOW + 600})),
+            json!({"kid": "next"}),
+        )
+    };
+    let cold = world.cold_copy(true);
+    cold.platform
+        .fetcher
+        .serve(JWKS_URL, &jwks.to_string(), None);
+    assert!(cold.run(&rotated(&cold), None, None).result.is_ok());
+    assert_eq!(cold.platform.fetcher.requests(), [JWKS_URL], "one refetch");
+    let colder = cold.cold_copy(true);
+    assert!(colder.run(&rotated(&colder), None, None).result.is_ok());
+    assert!(colder.platform.fetcher.requests().is_empty());
+    assert_eq!(colder.platform.jwks_cache.reads(), 1);
 }
 
 #[test]
@@ -1652,10 +1699,11 @@ fn an_inline_jwks_account_reads_no_key_set_ahead() {
     assert_eq!(cold.platform.jwks_cache.reads(), reads);
 }
 
-/// A stale discovery document in `JWKS_CACHE` (its issuer's accounts now all name a
-/// `jwksURI`) is read ahead once, not on every warm exchange.
+/// Two hours on, the issuer's discovered key set in `JWKS_CACHE` is stale: a cold isolate
+/// reads it, finds the discovery document and the key set anew (fetched: theirs are stale
+/// too), writes the discovered key set once, and its warm exchanges read nothing.
 #[test]
-fn a_stale_stored_discovery_document_is_not_read_ahead_on_every_exchange() {
+fn a_stale_discovered_key_set_is_written_anew_once() {
     let world = World::new();
     world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
     world.add_account("acct-1", json!({"jwksURI": null}));
@@ -1663,20 +1711,37 @@ fn a_stale_stored_discovery_document_is_not_read_ahead_on_every_exchange() {
         .run(&es256(&world, &claims()), None, None)
         .result
         .is_ok());
-    // Two hours on, at a location holding that document, long past its freshness.
-    let mut later = world.cold_copy(false);
+    let mut later = world.cold_copy(true);
     later.now = NOW + 7200;
-    later.add_account("acct-1", json!({}));
+    later.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
     let token = es256(
         &later,
         &with(json!({"iat": later.now - 60, "exp": later.now + 540})),
     );
     assert!(later.run(&token, None, None).result.is_ok());
-    let reads = later.platform.jwks_cache.reads();
+    assert_eq!(
+        later.platform.fetcher.requests().len(),
+        2,
+        "discovery, keys"
+    );
+    let cache = &later.platform.jwks_cache;
+    let discovered = cache
+        .keys()
+        .into_iter()
+        .find(|key| key.starts_with(DISCOVERED_SET_PREFIX));
+    let stored = cache.entry(&discovered.unwrap()).unwrap();
+    assert!(stored
+        .value
+        .contains(&format!("\"freshUntil\":{}", later.now + 600)));
+    let (reads, writes) = (
+        later.platform.jwks_cache.reads(),
+        later.platform.jwks_cache.writes(),
+    );
     for _ in 0..3 {
         assert!(later.run(&token, None, None).result.is_ok());
     }
     assert_eq!(later.platform.jwks_cache.reads(), reads);
+    assert_eq!(later.platform.jwks_cache.writes(), writes);
 }
 
 /// An Entra client asks for `<resource>/.default`: all of the account's scopes.

@@ -1,8 +1,8 @@
 // A cold location (issue 17): a new isolate with nothing in memory, the account and its key set
-// already in KV. Before the signature it waits on KV twice — the issuer's index (with the
-// issuer's stored discovery document), then every candidate record in one bulk read together
-// with the key set's cache entry — however many candidates there are, with or without
-// client_id, with a jwksURI or by discovery. Counted by the worker itself in its
+// already in KV. Before the signature it waits on KV twice — the issuer's index, then every
+// candidate record in one read together with the key set's cache entry (for an account found
+// by discovery, the issuer's discovered key set: the URL and the keys in one entry) — however
+// many candidates there are, with or without client_id, with a jwksURI or by discovery. Counted by the worker itself in its
 // Server-Timing header (SERVER_TIMING=true): `kv-waits` is the number of times the request
 // waited on KV with nothing else under way.
 import { test, before, after, describe } from "node:test";
@@ -55,12 +55,17 @@ describe("a cold location", () => {
     }
     for (const name of ["ACCOUNTS", "JWKS_CACHE"]) {
       const kv = await seed.kv(name);
-      // The key-set cache (the key set, the discovery document) is written after the answer.
-      for (let tries = 0; name === "JWKS_CACHE" && (await kv.list()).keys.length < 2 && tries < 50; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
+      // The key-set cache (the key set, the discovery document, the issuer's discovered key
+      // set) is written after the answer.
+      for (let tries = 0; name === "JWKS_CACHE" && (await kv.list()).keys.length < 3 && tries < 50; tries++) await new Promise((resolve) => setTimeout(resolve, 100));
       state[name] = [];
       for (const { name: stored } of (await kv.list()).keys) state[name].push([stored, await kv.get(stored)]);
     }
-    assert.equal(state.JWKS_CACHE.length, 2, "the seed exchanges cached the key set and the discovery document");
+    assert.deepEqual(
+      state.JWKS_CACHE.map(([stored]) => stored.split(":")[0]).sort(),
+      ["jwks", "oidc", "oidc-jwks"],
+      "the seed exchanges cached the key set, the discovery document and the issuer's discovered key set",
+    );
     await seed.dispose();
   });
   after(() => idp.close());
@@ -91,8 +96,8 @@ describe("a cold location", () => {
     try {
       const { body, io } = await exchange(worker);
       assert.equal(clientIdOf(body.access_token), ids.exact);
-      // Reads: the index and the discovery document, then the three records and the key set.
-      assert.deepEqual(io, { "kv-read": 4, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
+      // Reads: the index, then the three records (one bulk read) and the key set.
+      assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
     } finally {
       await worker.dispose();
     }
@@ -109,12 +114,12 @@ describe("a cold location", () => {
     }
   });
 
-  test("an account without jwksURI: the discovery document with the index, the key set it names with the record", async () => {
+  test("an account without jwksURI: the index, then the record with the issuer's discovered key set", async () => {
     const worker = await location();
     try {
       const { body, io } = await exchange(worker, {}, DISCOVERED);
       assert.equal(clientIdOf(body.access_token), ids.discovered);
-      assert.deepEqual(io, { "kv-read": 4, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
+      assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
     } finally {
       await worker.dispose();
     }
@@ -136,7 +141,7 @@ describe("a cold location", () => {
     const worker = await location({ keySetCached: false });
     try {
       const { io } = await exchange(worker);
-      assert.deepEqual(io, { "kv-read": 4, "kv-write": 1, "kv-waits": 2, subrequest: 1 });
+      assert.deepEqual(io, { "kv-read": 3, "kv-write": 1, "kv-waits": 2, subrequest: 1 });
     } finally {
       await worker.dispose();
     }

@@ -78,24 +78,32 @@ describe("token exchange", () => {
     assert.equal(idp.requests["/.well-known/openid-configuration"], 1, "discovery fetched once");
   });
 
-  test("the issuer's discovery document and key set land in the shared JWKS_CACHE, for other isolates", async () => {
+  test("the issuer's discovery document, key set and discovered key set land in the shared JWKS_CACHE, for other isolates", async () => {
     const { status } = await exchange(await sign(keys.ES256, idp.claims()));
     assert.equal(status, 200);
     // The answer does not wait for these writes (the request's waitUntil does), so look until
     // they are there.
     const kv = await worker.kv("JWKS_CACHE");
+    const prefixes = ["jwks:", "oidc:", "oidc-jwks:"];
     let names = [];
     for (let attempt = 0; attempt < 50; attempt++) {
       names = (await kv.list()).keys.map((key) => key.name);
-      if (names.some((name) => name.startsWith("jwks:")) && names.some((name) => name.startsWith("oidc:"))) break;
+      if (prefixes.every((prefix) => names.some((name) => name.startsWith(prefix)))) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const jwksName = names.find((name) => name.startsWith("jwks:"));
-    assert.ok(jwksName && names.some((name) => name.startsWith("oidc:")), `JWKS_CACHE holds ${JSON.stringify(names)}`);
+    const [jwksName, oidcName, discoveredName] = prefixes.map((prefix) => names.find((name) => name.startsWith(prefix)));
+    assert.ok(jwksName && oidcName && discoveredName, `JWKS_CACHE holds ${JSON.stringify(names)}`);
+    const kids = Object.values(keys).map((key) => key.kid).sort();
     const stored = JSON.parse(await kv.get(jwksName));
     assert.equal(stored.url, `${idp.url}/jwks`);
     assert.ok(stored.freshUntil > stored.fetchedAt);
-    assert.deepEqual(stored.value.keys.map((key) => key.kid).sort(), Object.values(keys).map((key) => key.kid).sort());
+    assert.deepEqual(stored.value.keys.map((key) => key.kid).sort(), kids);
+    // The issuer's discovered key set: where its discovery document points, and the keys there.
+    const discovered = JSON.parse(await kv.get(discoveredName));
+    assert.equal(discovered.url, `${idp.url}/.well-known/openid-configuration`);
+    assert.equal(discovered.value.jwks_uri, `${idp.url}/jwks`);
+    assert.deepEqual(discovered.value.keys.map((key) => key.kid).sort(), kids);
+    assert.ok(discovered.freshUntil > now());
   });
 
   test("the access token verifies with jose against /.well-known/jwks.json, typ at+jwt, 900 s", async () => {

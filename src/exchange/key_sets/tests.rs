@@ -235,43 +235,60 @@ fn an_unusable_shared_copy_is_fetched_again() {
     }
 }
 
-/// Whether an exchange at `now` reads `issuer`'s discovery document ahead (then takes what it
-/// read, as the exchange does): counted on `JWKS_CACHE` itself, not taken from what the
-/// read-ahead answers.
-fn reads_discovery_ahead(fixture: &Fixture, issuer: &str, now: i64) -> bool {
-    let before = fixture.platform.jwks_cache.reads();
-    let ahead = block_on(
-        fixture
-            .key_sets
-            .read_ahead_discovery(issuer, &fixture.platform, now),
-    );
-    fixture
+/// The issuer's discovered key set as `JWKS_CACHE` holds `record` (none: nothing), read
+/// ahead on a new isolate and taken in: what [`KeySets::adopt_discovered`] answers, and
+/// whether memory then holds the JWKS URL and the set.
+fn adopt(record: Option<&Value>, fail: bool) -> (Option<bool>, bool) {
+    const ISSUER: &str = "https://idp.example.com";
+    let fixture = Fixture::new();
+    let cache = &fixture.platform.jwks_cache;
+    if let Some(record) = record {
+        let key = cache_key(DISCOVERED_SET_PREFIX, ISSUER);
+        block_on(cache.put(&key, &record.to_string(), None)).unwrap();
+    }
+    if fail {
+        cache.fail_with(Some("KV is down"));
+    }
+    let ahead = block_on(fixture.key_sets.read_ahead_discovered(
+        ISSUER,
+        &fixture.platform,
+        NOW + 10,
+    ))
+    .expect("nothing in memory: read");
+    let adopted = fixture
         .key_sets
-        .discovered(issuer, ahead, &fixture.sources(), now);
-    fixture.platform.jwks_cache.reads() > before
+        .adopt_discovered(ISSUER, ahead, &fixture.sources(), NOW + 10);
+    let held = fixture.key_sets.fresh_jwks_uri(ISSUER, NOW + 10).as_deref() == Some(URL)
+        && fixture.key_sets.sets.get(URL).is_some();
+    (adopted.map(|set| set.is_some()), held)
 }
 
-/// An issuer with no discovery document in `JWKS_CACHE` is not read ahead again for an hour
-/// (its accounts name their `jwksURI`, or a fetch will store one); then it is.
+/// A stored discovered key set is taken in when it is the issuer's: its record names the
+/// issuer's discovery document (not another issuer's: a hand edit, a hash collision), and its
+/// `jwks_uri` passes the checks a fetched discovery document's does.
 #[test]
-fn no_stored_discovery_is_remembered_for_an_hour() {
-    const ISSUER: &str = "https://idp.example.com";
-    let fixture = Fixture::new();
-    let read = |now| reads_discovery_ahead(&fixture, ISSUER, now);
-    assert!(read(NOW), "nothing known yet: read");
-    assert!(!read(NOW + 10), "none stored, lately: not read");
-    assert!(!read(NOW + DEFAULT_FRESH_SECONDS - 1));
-    assert!(read(NOW + DEFAULT_FRESH_SECONDS), "an hour on: read again");
-}
-
-/// A KV error says nothing of what is stored: the next exchange reads the document ahead again.
-#[test]
-fn a_failed_discovery_read_is_not_remembered() {
-    const ISSUER: &str = "https://idp.example.com";
-    let fixture = Fixture::new();
-    fixture.platform.jwks_cache.fail_with(Some("KV is down"));
-    assert!(reads_discovery_ahead(&fixture, ISSUER, NOW));
-    assert!(reads_discovery_ahead(&fixture, ISSUER, NOW + 10));
+fn a_stored_discovered_key_set_is_used_only_when_it_is_the_issuers() {
+    let discovery = "https://idp.example.com/.well-known/openid-configuration";
+    let keys = serde_json::from_str::<Value>(&jwks()).unwrap()["keys"].clone();
+    let record =
+        |url: &str, jwks_uri: &str| stored_record(url, json!({"jwks_uri": jwks_uri, "keys": keys}));
+    assert_eq!(
+        adopt(Some(&record(discovery, URL)), false),
+        (Some(true), true)
+    );
+    let other = "https://other.example.com/.well-known/openid-configuration";
+    assert_eq!(
+        adopt(Some(&record(other, URL)), false),
+        (Some(false), false)
+    );
+    let plain = "http://idp.example.com/jwks";
+    assert_eq!(
+        adopt(Some(&record(discovery, plain)), false),
+        (Some(false), false)
+    );
+    assert_eq!(adopt(None, false), (Some(false), false), "none stored");
+    // A KV error says nothing of what is stored: nothing to write over.
+    assert_eq!(adopt(Some(&record(discovery, URL)), true), (None, false));
 }
 
 /// A `JWKS_CACHE` record names the URL it was fetched from: one that names another URL (a hand
