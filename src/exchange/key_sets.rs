@@ -13,10 +13,7 @@
 //! isolate the exchange starts the key set's `JWKS_CACHE` read ([`KeySets::read_ahead`]) while
 //! it reads the account's record, so the two cost one round trip. For an account without
 //! `jwksURI` that read is of the issuer's discovered key set (`oidc-jwks:`): the URL that
-//! discovery named and the keys there, in one entry, written by an isolate that read it and
-//! found it missing, stale or older than the keys it went on to use
-//! ([`KeySets::verify_discovered`]). It only spares a cold isolate two reads in turn: when it is
-//! not fresh, the discovery document and the key set are found as above.
+//! discovery named and the keys there, in one entry ([`discovery`]).
 //! `JWKS_CACHE` is written in the background (the answer does not wait for KV's write). A stale
 //! document is refetched; if that fails, the last good one serves for up to 24 h past its
 //! freshness (stale-if-error). A failed fetch is remembered for 30 s, so an issuer that is down
@@ -42,10 +39,9 @@ use crate::jose::keys::{key_set_of, select, KeySet};
 use crate::jose::reason::{Reason, Rejection};
 use crate::jose::verify::{verify, VerifiedToken};
 use crate::ports::{
-    FetchError, KeySetFetcher, KeyValueStore, Platform, StorageError, UrlParser, MAX_DOCUMENT_BYTES,
+    FetchError, KeySetFetcher, KeyValueStore, Platform, StorageError, MAX_DOCUMENT_BYTES,
 };
 use crate::text::json::{parse_strict, MAX_DEPTH};
-use crate::text::url::normalize_url;
 
 /// Freshness bounds of a fetched document, in seconds (the contract): an issuer's `max-age` is
 /// honoured within 5 minutes and 24 hours; without one, 1 hour.
@@ -86,6 +82,8 @@ type StoredForm<'p, T> = &'p dyn Fn(&T) -> Value;
 struct Cached<T> {
     value: Rc<T>,
     fresh_until: i64,
+    /// Fetched by this isolate, not read from `JWKS_CACHE`.
+    fetched: bool,
 }
 
 impl<T> Clone for Cached<T> {
@@ -93,6 +91,7 @@ impl<T> Clone for Cached<T> {
         Self {
             value: self.value.clone(),
             fresh_until: self.fresh_until,
+            fetched: self.fetched,
         }
     }
 }
@@ -229,155 +228,6 @@ pub(crate) struct ReadAhead {
 }
 
 impl KeySets {
-    /// What to read ahead for an account that finds its keys through its issuer's discovery:
-    /// with the JWKS URL fresh in memory, that key set's entry (as [`Self::read_ahead`]);
-    /// without, the issuer's discovered key set, which names the URL and holds its keys, so a
-    /// cold isolate reads one entry with the records, not the discovery document and then the
-    /// key set.
-    pub(crate) async fn read_ahead_discovered<P: Platform>(
-        &self,
-        issuer_url: &str,
-        platform: &P,
-        now: i64,
-    ) -> Option<ReadAhead> {
-        if let Some(url) = self.fresh_jwks_uri(issuer_url, now) {
-            return self.read_ahead(&url, platform, now).await;
-        }
-        let key = cache_key(DISCOVERED_SET_PREFIX, issuer_url);
-        let value = platform.key_set_cache().get(&key).await;
-        Some(ReadAhead { key, value })
-    }
-
-    /// The discovered JWKS URL held fresh in memory.
-    fn fresh_jwks_uri(&self, issuer_url: &str, now: i64) -> Option<String> {
-        self.jwks_uris
-            .get(issuer_url)
-            .filter(|cached| cached.is_fresh(now))
-            .map(|cached| (*cached.value).clone())
-    }
-
-    /// `token` verified with a key of the set that `issuer_url`'s discovery document names: the
-    /// issuer's discovered key set read `ahead` gives both when it is fresh; else the discovery
-    /// document and the key set are found as any other (memory, `JWKS_CACHE`, fetch). An
-    /// isolate that read the discovered key set and found it missing, stale or unlike the keys
-    /// it then used (an unknown `kid` refetched them) writes it anew, in the background.
-    pub(crate) async fn verify_discovered<'t, P: Platform>(
-        &self,
-        token: &'t UntrustedToken,
-        issuer_url: &str,
-        sources: &Sources<'_, P>,
-        now: i64,
-        mut ahead: Option<ReadAhead>,
-    ) -> Result<VerifiedToken<'t>, Rejection> {
-        let key = cache_key(DISCOVERED_SET_PREFIX, issuer_url);
-        let read = ahead
-            .take_if(|ahead| ahead.key == key)
-            .and_then(|read| self.adopt_discovered(issuer_url, read, sources, now));
-        let url = self.discovered_jwks_url(issuer_url, sources, now).await?;
-        let verified = self.verify_with(token, &url, sources, now, ahead).await;
-        if let Some(adopted) = read {
-            self.store_discovered(issuer_url, &url, adopted, sources, now);
-        }
-        verified
-    }
-
-    /// Takes the issuer's discovered key set as `read` into memory (the JWKS URL and the set,
-    /// each kept if newer than the one held). `None` when KV failed (which says nothing of
-    /// what it holds); else the set taken when it was fresh.
-    fn adopt_discovered<P: Platform>(
-        &self,
-        issuer_url: &str,
-        read: ReadAhead,
-        sources: &Sources<'_, P>,
-        now: i64,
-    ) -> Option<Option<Rc<KeySet>>> {
-        let text = match read.value {
-            Ok(Some(text)) => text,
-            Ok(None) => return Some(None),
-            Err(_) => return None,
-        };
-        let parse = |value: &Value| discovered_set_of(value, sources);
-        let Some(stored) = from_stored(&text, &discovery_url(issuer_url), &parse) else {
-            return Some(None);
-        };
-        let fresh_until = stored.fresh_until;
-        let (jwks_uri, set) = Rc::try_unwrap(stored.value).ok()?;
-        let set = Rc::new(set);
-        let uri = Cached {
-            value: Rc::new(jwks_uri.clone()),
-            fresh_until,
-        };
-        self.jwks_uris.offer(issuer_url, &uri);
-        let kept = self.sets.offer(
-            &jwks_uri,
-            &Cached {
-                value: set.clone(),
-                fresh_until,
-            },
-        );
-        Some((kept && now < fresh_until).then_some(set))
-    }
-
-    /// Writes the issuer's discovered key set from memory (its JWKS URL `url` and the set there,
-    /// fresh until the earlier of the two), unless it is the `adopted` one read.
-    fn store_discovered<P: Platform>(
-        &self,
-        issuer_url: &str,
-        url: &str,
-        adopted: Option<Rc<KeySet>>,
-        sources: &Sources<'_, P>,
-        now: i64,
-    ) {
-        let (Some(uri), Some(set)) = (self.jwks_uris.get(issuer_url), self.sets.get(url)) else {
-            return;
-        };
-        let fresh_until = uri.fresh_until.min(set.fresh_until);
-        let unchanged = adopted.is_some_and(|adopted| Rc::ptr_eq(&adopted, &set.value));
-        if *uri.value != url || fresh_until <= now || unchanged {
-            return;
-        }
-        let mut value = stored_key_set(&set.value);
-        value["jwks_uri"] = Value::from(url);
-        let record = Stored {
-            url: discovery_url(issuer_url),
-            fetched_at: now,
-            fresh_until,
-            value,
-        };
-        if let Ok(text) = serde_json::to_string(&record) {
-            let ttl = (fresh_until - now + STALE_IF_ERROR_SECONDS) as u64;
-            sources.platform.key_set_cache().put_in_background(
-                &cache_key(DISCOVERED_SET_PREFIX, issuer_url),
-                text,
-                Some(ttl),
-            );
-        }
-    }
-
-    /// The JWKS URL that `issuer_url`'s discovery document names.
-    async fn discovered_jwks_url<P: Platform>(
-        &self,
-        issuer_url: &str,
-        sources: &Sources<'_, P>,
-        now: i64,
-    ) -> Result<String, Rejection> {
-        let discovery_url = discovery_url(issuer_url);
-        let parse = discovery_parser(issuer_url, sources);
-        let stored_form = |jwks_uri: &String| json!({ "issuer": issuer_url, "jwks_uri": jwks_uri });
-        let wanted = Wanted {
-            shelf: &self.jwks_uris,
-            prefix: DISCOVERY_PREFIX,
-            name: issuer_url,
-            url: &discovery_url,
-            what: "the discovery document",
-            parse: &parse,
-            stored_form: &stored_form,
-            ahead: None,
-        };
-        let uri = self.find(wanted, sources, now).await?;
-        Ok((*uri).clone())
-    }
-
     /// The key set at `url`, fresh or within stale-if-error; `ahead`, when it is that URL's
     /// `JWKS_CACHE` entry, instead of reading it (it may not be: the record read meanwhile may
     /// name another URL).
@@ -595,6 +445,7 @@ impl KeySets {
         let cached = Cached {
             value: Rc::new(value),
             fresh_until: fetched.at + fetched.max_age,
+            fetched: true,
         };
         wanted.shelf.put(wanted.name, cached.clone());
         let record = Stored {
@@ -624,29 +475,6 @@ struct Fetch {
     max_age: i64,
 }
 
-/// How `issuer_url`'s discovery document is read: its `jwks_uri`, once its `issuer` is checked.
-fn discovery_parser<'a, P: Platform>(
-    issuer_url: &'a str,
-    sources: &'a Sources<'_, P>,
-) -> impl Fn(&Value) -> Result<String, String> + 'a {
-    move |document| {
-        discovered_jwks_uri(
-            document,
-            issuer_url,
-            sources.allow_http_loopback,
-            sources.platform.urls(),
-        )
-    }
-}
-
-/// Where an issuer publishes its OpenID Provider metadata.
-fn discovery_url(issuer_url: &str) -> String {
-    format!(
-        "{}/.well-known/openid-configuration",
-        issuer_url.trim_end_matches('/')
-    )
-}
-
 fn cache_key(prefix: &str, name: &str) -> String {
     format!(
         "{prefix}{}",
@@ -669,6 +497,7 @@ fn from_stored<T>(text: &str, url: &str, parse: Parse<'_, T>) -> Option<Cached<T
     Some(Cached {
         value: Rc::new(value),
         fresh_until,
+        fetched: false,
     })
 }
 
@@ -719,54 +548,12 @@ pub fn freshness(cache_control: Option<&str>) -> i64 {
         .clamp(MIN_FRESH_SECONDS, MAX_FRESH_SECONDS)
 }
 
-/// An issuer's discovered key set as stored: its `jwks_uri` (checked again, as a fetched
-/// discovery document's is) and its keys.
-fn discovered_set_of<P: Platform>(
-    value: &Value,
-    sources: &Sources<'_, P>,
-) -> Result<(String, KeySet), String> {
-    let jwks_uri = value
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or("no jwks_uri")?;
-    let url = normalize_url(
-        jwks_uri,
-        sources.allow_http_loopback,
-        sources.platform.urls(),
-    )
-    .map_err(|problem| problem.to_string())?;
-    Ok((url, key_set_of(value)?))
-}
-
 /// A key set's form in `JWKS_CACHE`: its usable keys.
 fn stored_key_set(set: &KeySet) -> Value {
     let keys: Vec<Value> = set.keys.iter().map(|key| key.to_jwk()).collect();
     json!({ "keys": keys })
 }
 
-/// An OIDC discovery document: its `jwks_uri`, after checking its `issuer` is the account's.
-fn discovered_jwks_uri(
-    document: &Value,
-    issuer_url: &str,
-    allow_http_loopback: bool,
-    urls: &dyn UrlParser,
-) -> Result<String, String> {
-    let issuer = document
-        .get("issuer")
-        .and_then(Value::as_str)
-        .ok_or("the discovery document has no issuer")?;
-    if issuer != issuer_url {
-        return Err(format!(
-            "the discovery document's issuer {issuer:?} is not the account's issuerURL"
-        ));
-    }
-    let jwks_uri = document
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or("the discovery document has no jwks_uri")?;
-    normalize_url(jwks_uri, allow_http_loopback, urls)
-        .map_err(|problem| format!("the discovery document's jwks_uri is refused: {problem}"))
-}
-
+mod discovery;
 #[cfg(test)]
 mod tests;

@@ -236,16 +236,16 @@ impl<P: Platform> Exchange<'_, P> {
         } else {
             entries?
         };
+        // No key set to read ahead for an account of another issuer: it is refused for that.
         let fields = &account.fields;
-        let (exact, ahead) = join(
-            self.exact_account(&account, identity, &entries),
-            self.read_ahead(
-                &fields.issuer_url,
-                fields.jwks_uri.as_deref(),
-                fields.jwks.is_some(),
-            ),
-        )
-        .await;
+        let ahead = async {
+            if fields.issuer_url != *iss {
+                return None;
+            }
+            let (uri, inline) = (fields.jwks_uri.as_deref(), fields.jwks.is_some());
+            self.read_ahead(iss, uri, inline).await
+        };
+        let (exact, ahead) = join(self.exact_account(&account, identity, &entries), ahead).await;
         Ok(Found {
             account,
             exact: exact?,

@@ -3,6 +3,7 @@
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{json, Value};
 
+use super::key_sets::DISCOVERED_SET_PREFIX;
 use super::*;
 use crate::accounts::{validate, AccountFields};
 use crate::config::settings::{Settings, Vars};
@@ -26,7 +27,6 @@ const SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 /// Account ids for the tests that name one in `client_id` (which must look like an id).
 const ACCOUNT_1: &str = "0000000a-0000-4000-8000-000000000001";
 const PATTERN_2: &str = "0000000b-0000-4000-8000-000000000002";
-use super::key_sets::DISCOVERED_SET_PREFIX;
 use crate::testing::test_issuer::MINT_KEY;
 
 struct World {
@@ -167,6 +167,21 @@ fn with(changes: Value) -> Value {
 
 fn es256(world: &World, claims: &Value) -> String {
     world.issuer.sign(Alg::Es256, claims, json!({}))
+}
+
+/// The issuer's key set after a rotation: its ES256 key's `kid` is now "next".
+fn rotated_jwks(world: &World) -> String {
+    let mut jwks = world.issuer.jwks();
+    jwks["keys"][6]["kid"] = json!("next");
+    jwks.to_string()
+}
+
+/// A token signed by the rotated ES256 key (`kid` "next"), valid at [`NOW`].
+fn next_kid_token(world: &World) -> String {
+    let claims = with(json!({"iat": NOW, "exp": NOW + 600}));
+    world
+        .issuer
+        .sign(Alg::Es256, &claims, json!({"kid": "next"}))
 }
 
 fn decode(part: &str) -> Value {
@@ -393,18 +408,12 @@ fn a_new_kid_at_the_issuer_is_picked_up_by_the_refetch() {
         .is_ok());
     // The issuer rotates at once: its ES256 key now has kid "next". No wait is needed, since
     // only unknown-kid refetches are rate-limited, and there has been none.
-    let mut jwks = world.issuer.jwks();
-    jwks["keys"][6]["kid"] = json!("next");
-    world
-        .platform
-        .fetcher
-        .serve(JWKS_URL, &jwks.to_string(), None);
-    let rotated = world.issuer.sign(
-        Alg::Es256,
-        &with(json!({"iat": NOW, "exp": NOW + 600})),
-        json!({"kid": "next"}),
-    );
-    assert!(world.run(&rotated, None, None).result.is_ok());
+    let jwks = rotated_jwks(&world);
+    world.platform.fetcher.serve(JWKS_URL, &jwks, None);
+    assert!(world
+        .run(&next_kid_token(&world), None, None)
+        .result
+        .is_ok());
     // And the old kid, gone from the set, is refused once the new set is in use.
     assert_eq!(
         world.reason(&es256(&world, &with(json!({"iat": NOW, "exp": NOW + 600})))),
@@ -1332,29 +1341,118 @@ fn a_refetched_discovered_key_set_is_stored_for_the_next_isolate() {
         .run(&es256(&world, &claims()), None, None)
         .result
         .is_ok());
-    let mut jwks = world.issuer.jwks();
-    jwks["keys"][6]["kid"] = json!("next");
-    world
-        .platform
-        .fetcher
-        .serve(JWKS_URL, &jwks.to_string(), None);
-    let rotated = |world: &World| {
-        world.issuer.sign(
-            Alg::Es256,
-            &with(json!({"iat": NOW, "exp": NOW + 600})),
-            json!({"kid": "next"}),
-        )
-    };
+    let jwks = rotated_jwks(&world);
     let cold = world.cold_copy(true);
-    cold.platform
-        .fetcher
-        .serve(JWKS_URL, &jwks.to_string(), None);
-    assert!(cold.run(&rotated(&cold), None, None).result.is_ok());
+    cold.platform.fetcher.serve(JWKS_URL, &jwks, None);
+    assert!(cold.run(&next_kid_token(&cold), None, None).result.is_ok());
     assert_eq!(cold.platform.fetcher.requests(), [JWKS_URL], "one refetch");
     let colder = cold.cold_copy(true);
-    assert!(colder.run(&rotated(&colder), None, None).result.is_ok());
+    assert!(colder
+        .run(&next_kid_token(&colder), None, None)
+        .result
+        .is_ok());
     assert!(colder.platform.fetcher.requests().is_empty());
     assert_eq!(colder.platform.jwks_cache.reads(), 1);
+}
+
+/// An isolate that keeps a discovery account's key set warm refetches it when it goes stale
+/// (its `max-age` is 10 minutes, the discovery document's an hour) and writes the issuer's
+/// discovered key set with it: a cold isolate after that reads that one entry, fetches nothing.
+#[test]
+fn a_warm_isolates_refetch_keeps_the_discovered_key_set_fresh() {
+    let mut world = World::new();
+    world.add_account("acct-1", json!({"jwksURI": null}));
+    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
+    let at =
+        |world: &World, now: i64| es256(world, &with(json!({"iat": now - 60, "exp": now + 540})));
+    assert!(world.run(&at(&world, NOW), None, None).result.is_ok());
+    world.now = NOW + 700;
+    let writes = world.platform.jwks_cache.writes();
+    assert!(world.run(&at(&world, NOW + 700), None, None).result.is_ok());
+    assert_eq!(
+        world.platform.fetcher.requests().len(),
+        3,
+        "discovery, keys, keys"
+    );
+    assert_eq!(
+        world.platform.jwks_cache.writes(),
+        writes + 2,
+        "the key set, and the discovered key set"
+    );
+    let mut cold = world.cold_copy(true);
+    cold.now = NOW + 800;
+    assert!(cold.run(&at(&cold, NOW + 800), None, None).result.is_ok());
+    assert!(cold.platform.fetcher.requests().is_empty());
+    assert_eq!(cold.platform.jwks_cache.reads(), 1);
+}
+
+/// The issuer's discovered key set is stale while the discovery document and the key set it
+/// names are fresh in `JWKS_CACHE` (an isolate refreshed them for an account naming the same
+/// `jwksURI`): a cold isolate reads those two together, the stale entry naming the URL, fetches
+/// nothing and writes the entry once.
+#[test]
+fn a_stale_discovered_key_set_names_the_key_set_to_read_with_the_discovery_document() {
+    let world = World::new();
+    world.add_account("acct-1", json!({"jwksURI": null}));
+    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
+    assert!(world
+        .run(&es256(&world, &claims()), None, None)
+        .result
+        .is_ok());
+    let cold = world.cold_copy(true);
+    let cache = &cold.platform.jwks_cache;
+    let key = cache
+        .keys()
+        .into_iter()
+        .find(|key| key.starts_with(DISCOVERED_SET_PREFIX))
+        .unwrap();
+    let mut entry: Value = serde_json::from_str(&cache.entry(&key).unwrap().value).unwrap();
+    entry["freshUntil"] = json!(NOW - 1);
+    block_on(cache.put(&key, &entry.to_string(), None)).unwrap();
+    let (reads, writes) = (cache.reads(), cache.writes());
+    assert!(cold
+        .run(&es256(&cold, &claims()), None, None)
+        .result
+        .is_ok());
+    assert!(cold.platform.fetcher.requests().is_empty());
+    assert_eq!(
+        cache.reads(),
+        reads + 3,
+        "the entry with the record; the discovery document with the key set"
+    );
+    assert_eq!(cache.writes(), writes + 1, "the entry, anew");
+}
+
+/// With `client_id` naming a discovery account, a cold isolate reads the record with the index,
+/// then the issuer's discovered key set: no fetch. A `client_id` of an account of another
+/// issuer reads no key set at all: the token is refused before the signature.
+#[test]
+fn client_id_reads_the_discovered_key_set_ahead_only_for_the_tokens_issuer() {
+    let world = World::new();
+    world.add_account(ACCOUNT_1, json!({"jwksURI": null}));
+    world.add_account(
+        PATTERN_2,
+        json!({"issuerURL": "https://other.example.com", "jwksURI": null}),
+    );
+    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
+    assert!(world
+        .run(&es256(&world, &claims()), None, Some(ACCOUNT_1))
+        .result
+        .is_ok());
+    let cold = world.cold_copy(true);
+    let token = es256(&cold, &claims());
+    assert!(cold.run(&token, None, Some(ACCOUNT_1)).result.is_ok());
+    assert_eq!(
+        cold.platform.accounts.reads(),
+        2,
+        "record and index together"
+    );
+    assert_eq!(cold.platform.jwks_cache.reads(), 1);
+    assert!(cold.platform.fetcher.requests().is_empty());
+    let other = world.cold_copy(true);
+    let token = es256(&other, &claims());
+    assert!(other.run(&token, None, Some(PATTERN_2)).result.is_err());
+    assert_eq!(other.platform.jwks_cache.reads(), 0);
 }
 
 #[test]
@@ -1718,11 +1816,17 @@ fn a_stale_discovered_key_set_is_written_anew_once() {
         &later,
         &with(json!({"iat": later.now - 60, "exp": later.now + 540})),
     );
+    let copied = later.platform.jwks_cache.writes();
     assert!(later.run(&token, None, None).result.is_ok());
     assert_eq!(
         later.platform.fetcher.requests().len(),
         2,
         "discovery, keys"
+    );
+    assert_eq!(
+        later.platform.jwks_cache.writes(),
+        copied + 3,
+        "the discovery document, the key set, the discovered key set: each once"
     );
     let cache = &later.platform.jwks_cache;
     let discovered = cache

@@ -20,7 +20,7 @@ pub struct CaseResult {
 /// Runs every case on `kv` under `prefix` (a namespace of the store no one else writes).
 pub async fn kv_conformance<K: KeyValueStore>(kv: &K, prefix: &str) -> Vec<CaseResult> {
     let mut results = Vec::new();
-    let cases: [(&'static str, Outcome); 11] = [
+    let cases: [(&'static str, Outcome); 12] = [
         (
             "an absent key reads as none, and deleting it is no error",
             absent(kv, &format!("{prefix}absent/")).await,
@@ -42,6 +42,10 @@ pub async fn kv_conformance<K: KeyValueStore>(kv: &K, prefix: &str) -> Vec<CaseR
             bulk(kv, &format!("{prefix}bulk/")).await,
         ),
         ("a bulk read of no keys is empty", bulk_of_none(kv).await),
+        (
+            "a bulk read of one key answers it, or its absence",
+            bulk_of_one(kv, &format!("{prefix}one/")).await,
+        ),
         (
             "a bulk read of more than 100 keys answers each, in order",
             bulk_of_101(kv, &format!("{prefix}bulk-101/")).await,
@@ -169,6 +173,23 @@ async fn bulk_of_none<K: KeyValueStore>(kv: &K) -> Outcome {
         "no keys",
         kv.get_many(&[]).await.map_err(fail("get_many of none"))?,
         vec![],
+    )
+}
+
+/// One key (which the platform reads with a plain `get`): its value, or `None`.
+async fn bulk_of_one<K: KeyValueStore>(kv: &K, p: &str) -> Outcome {
+    put_all(kv, p, &[("x", "X")]).await?;
+    let found = kv.get_many(&[format!("{p}x")]).await;
+    expect(
+        "a stored key",
+        found.map_err(fail("get_many of one"))?,
+        vec![Some("X".to_owned())],
+    )?;
+    let missing = kv.get_many(&[format!("{p}missing")]).await;
+    expect(
+        "a missing key",
+        missing.map_err(fail("get_many of one"))?,
+        vec![None],
     )
 }
 

@@ -75,12 +75,15 @@ describe("a cold location", () => {
     return new URLSearchParams({ grant_type: JWT_BEARER, assertion, ...extra }).toString();
   }
 
-  /** A new workerd holding the KV state of a location that has served the account before. */
-  async function location({ keySetCached = true } = {}) {
+  /**
+   * A new workerd holding the KV state of a location that has served the account before;
+   * `edit(key, value)` may change a stored value on the way.
+   */
+  async function location({ keySetCached = true, edit = (key, value) => value } = {}) {
     const worker = await startWorker(bindings, { logs: [] });
     for (const name of keySetCached ? ["ACCOUNTS", "JWKS_CACHE"] : ["ACCOUNTS"]) {
       const kv = await worker.kv(name);
-      for (const [stored, value] of state[name]) await kv.put(stored, value);
+      for (const [stored, value] of state[name]) await kv.put(stored, edit(stored, value));
     }
     return worker;
   }
@@ -120,6 +123,33 @@ describe("a cold location", () => {
       const { body, io } = await exchange(worker, {}, DISCOVERED);
       assert.equal(clientIdOf(body.access_token), ids.discovered);
       assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("an account without jwksURI, with client_id: the record with the index, then the issuer's discovered key set", async () => {
+    const worker = await location();
+    try {
+      const { body, io } = await exchange(worker, { client_id: ids.discovered }, DISCOVERED);
+      assert.equal(clientIdOf(body.access_token), ids.discovered);
+      assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test("a stale discovered key set names the key set, read together with the discovery document: three waits, then written anew", async () => {
+    const stale = (key, value) => {
+      if (!key.startsWith("oidc-jwks:")) return value;
+      return JSON.stringify({ ...JSON.parse(value), freshUntil: now() - 1 });
+    };
+    const worker = await location({ edit: stale });
+    try {
+      const { body, io } = await exchange(worker, {}, DISCOVERED);
+      assert.equal(clientIdOf(body.access_token), ids.discovered);
+      // The index; the record with the stale entry; the discovery document with the key set.
+      assert.deepEqual(io, { "kv-read": 5, "kv-write": 1, "kv-waits": 3, subrequest: 0 });
     } finally {
       await worker.dispose();
     }

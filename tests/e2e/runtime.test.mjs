@@ -82,7 +82,7 @@ for (const route of ["/__selftest/panic", "/__selftest/panic-after-wait"]) {
 test("Workers KV passes the conformance cases the in-memory twin is held to", async () => {
   const { status, body } = await worker.json(`/__selftest/kv-conformance?${Date.now()}`, { method: "POST" });
   assert.equal(status, 200);
-  assert.equal(body.results.length, 11);
+  assert.equal(body.results.length, 12);
   for (const { case: name, passed, detail } of body.results) assert.ok(passed, `${name}: ${detail}`);
 });
 

@@ -236,9 +236,9 @@ fn an_unusable_shared_copy_is_fetched_again() {
 }
 
 /// The issuer's discovered key set as `JWKS_CACHE` holds `record` (none: nothing), read
-/// ahead on a new isolate and taken in: what [`KeySets::adopt_discovered`] answers, and
-/// whether memory then holds the JWKS URL and the set.
-fn adopt(record: Option<&Value>, fail: bool) -> (Option<bool>, bool) {
+/// ahead on a new isolate at [`NOW`] + 10 and taken in: what was read, and whether memory then
+/// holds the JWKS URL and the set fresh.
+fn adopt(record: Option<&Value>, fail: bool) -> (discovery::Read, bool) {
     const ISSUER: &str = "https://idp.example.com";
     let fixture = Fixture::new();
     let cache = &fixture.platform.jwks_cache;
@@ -249,46 +249,65 @@ fn adopt(record: Option<&Value>, fail: bool) -> (Option<bool>, bool) {
     if fail {
         cache.fail_with(Some("KV is down"));
     }
-    let ahead = block_on(fixture.key_sets.read_ahead_discovered(
-        ISSUER,
-        &fixture.platform,
-        NOW + 10,
-    ))
+    let now = NOW + 10;
+    let ahead = block_on(
+        fixture
+            .key_sets
+            .read_ahead_discovered(ISSUER, &fixture.platform, now),
+    )
     .expect("nothing in memory: read");
-    let adopted = fixture
+    let read = fixture
         .key_sets
-        .adopt_discovered(ISSUER, ahead, &fixture.sources(), NOW + 10);
-    let held = fixture.key_sets.fresh_jwks_uri(ISSUER, NOW + 10).as_deref() == Some(URL)
-        && fixture.key_sets.sets.get(URL).is_some();
-    (adopted.map(|set| set.is_some()), held)
+        .adopt_discovered(ISSUER, ahead, &fixture.sources());
+    let held = fixture.key_sets.fresh_jwks_uri(ISSUER, now).as_deref() == Some(URL)
+        && fixture
+            .key_sets
+            .sets
+            .get(URL)
+            .is_some_and(|set| set.is_fresh(now));
+    (read, held)
 }
 
 /// A stored discovered key set is taken in when it is the issuer's: its record names the
-/// issuer's discovery document (not another issuer's: a hand edit, a hash collision), and its
-/// `jwks_uri` passes the checks a fetched discovery document's does.
+/// issuer's discovery document, its `issuer` is exactly the account's (not another issuer's,
+/// nor the same with a `/` more: a hand edit, a hash collision), and its `jwks_uri` passes the
+/// checks a fetched discovery document's does. A stale one is kept for stale-if-error, not used.
 #[test]
-fn a_stored_discovered_key_set_is_used_only_when_it_is_the_issuers() {
+fn a_stored_discovered_key_set_is_used_only_when_it_is_the_issuers_and_fresh() {
+    use discovery::Read;
     let discovery = "https://idp.example.com/.well-known/openid-configuration";
     let keys = serde_json::from_str::<Value>(&jwks()).unwrap()["keys"].clone();
-    let record =
-        |url: &str, jwks_uri: &str| stored_record(url, json!({"jwks_uri": jwks_uri, "keys": keys}));
-    assert_eq!(
-        adopt(Some(&record(discovery, URL)), false),
-        (Some(true), true)
-    );
+    let record = |url: &str, issuer: &str, jwks_uri: &str| {
+        stored_record(
+            url,
+            json!({"issuer": issuer, "jwks_uri": jwks_uri, "keys": keys}),
+        )
+    };
+    let stored = Read::Stored {
+        jwks_uri: URL.into(),
+        fresh_until: NOW + 3_600,
+    };
+    let issuer = "https://idp.example.com";
+    let good = record(discovery, issuer, URL);
+    assert_eq!(adopt(Some(&good), false), (stored, true));
     let other = "https://other.example.com/.well-known/openid-configuration";
     assert_eq!(
-        adopt(Some(&record(other, URL)), false),
-        (Some(false), false)
+        adopt(Some(&record(other, issuer, URL)), false),
+        (Read::Absent, false)
     );
-    let plain = "http://idp.example.com/jwks";
-    assert_eq!(
-        adopt(Some(&record(discovery, plain)), false),
-        (Some(false), false)
-    );
-    assert_eq!(adopt(None, false), (Some(false), false), "none stored");
-    // A KV error says nothing of what is stored: nothing to write over.
-    assert_eq!(adopt(Some(&record(discovery, URL)), true), (None, false));
+    let slash = record(discovery, "https://idp.example.com/", URL);
+    assert_eq!(adopt(Some(&slash), false), (Read::Absent, false));
+    let plain = record(discovery, issuer, "http://idp.example.com/jwks");
+    assert_eq!(adopt(Some(&plain), false), (Read::Absent, false));
+    assert_eq!(adopt(None, false), (Read::Absent, false), "none stored");
+    let mut stale = good.clone();
+    stale["freshUntil"] = json!(NOW);
+    let stale_read = Read::Stored {
+        jwks_uri: URL.into(),
+        fresh_until: NOW,
+    };
+    assert_eq!(adopt(Some(&stale), false), (stale_read, false));
+    assert_eq!(adopt(Some(&good), true), (Read::Failed, false));
 }
 
 /// A `JWKS_CACHE` record names the URL it was fetched from: one that names another URL (a hand
