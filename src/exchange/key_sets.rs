@@ -6,7 +6,7 @@
 //! | `JWKS_CACHE` | `jwks:{sha256(url)}` | `{url, fetchedAt, freshUntil, value: {keys}}` | same | freshness + 24 h (KV TTL) |
 //! | isolate memory | issuer URL | discovered `jwks_uri` | discovery response `max-age`, clamped | for the isolate's life |
 //! | `JWKS_CACHE` | `oidc:{sha256(issuerURL)}` | `{url, fetchedAt, freshUntil, value: {issuer, jwks_uri}}` | same | freshness + 24 h |
-//! | `JWKS_CACHE` | `oidc-jwks:{sha256(issuerURL)}` | `{url (the discovery document's), fetchedAt, freshUntil, value: {jwks_uri, keys}}` | the earlier of the two | freshness + 24 h |
+//! | `JWKS_CACHE` | `oidc-jwks:{sha256(issuerURL)}` | `{url (the discovery document's), fetchedAt (when written), freshUntil, value: {issuer, jwks_uri, keys}}` | the earlier of the two | freshness + 24 h |
 //! | isolate memory | URL | the last failed fetch | 30 s | until it cools down |
 //!
 //! A fresh document in memory costs nothing: no KV read, no subrequest, no KV write. On a cold

@@ -1386,6 +1386,42 @@ fn a_warm_isolates_refetch_keeps_the_discovered_key_set_fresh() {
     assert_eq!(cold.platform.jwks_cache.reads(), 1);
 }
 
+/// An isolate that keeps a discovery account warm refreshes the discovery document when it goes
+/// stale (its `max-age` is 5 minutes, the key set's 10) and writes the issuer's discovered key
+/// set with it: a cold isolate after that reads that one entry, fetches nothing.
+#[test]
+fn a_warm_isolates_discovery_refresh_keeps_the_discovered_key_set_fresh() {
+    let mut world = World::new();
+    world.add_account("acct-1", json!({"jwksURI": null}));
+    let discovery = json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}).to_string();
+    let url = format!("{ISSUER}/.well-known/openid-configuration");
+    world
+        .platform
+        .fetcher
+        .serve(&url, &discovery, Some("max-age=300"));
+    let at =
+        |world: &World, now: i64| es256(world, &with(json!({"iat": now - 60, "exp": now + 540})));
+    assert!(world.run(&at(&world, NOW), None, None).result.is_ok());
+    world.now = NOW + 400;
+    let writes = world.platform.jwks_cache.writes();
+    assert!(world.run(&at(&world, NOW + 400), None, None).result.is_ok());
+    assert_eq!(
+        world.platform.fetcher.requests(),
+        [url.clone(), JWKS_URL.to_owned(), url],
+        "discovery, keys; discovery again"
+    );
+    assert_eq!(
+        world.platform.jwks_cache.writes(),
+        writes + 2,
+        "the discovery document, and the discovered key set"
+    );
+    let mut cold = world.cold_copy(true);
+    cold.now = NOW + 500;
+    assert!(cold.run(&at(&cold, NOW + 500), None, None).result.is_ok());
+    assert!(cold.platform.fetcher.requests().is_empty());
+    assert_eq!(cold.platform.jwks_cache.reads(), 1);
+}
+
 /// The issuer's discovered key set is stale while the discovery document and the key set it
 /// names are fresh in `JWKS_CACHE` (an isolate refreshed them for an account naming the same
 /// `jwksURI`): a cold isolate reads those two together, the stale entry naming the URL, fetches

@@ -6,11 +6,14 @@
 //! isolate reads it with the account's record, and so waits on KV twice before the signature,
 //! not four times (the index; the record; the discovery document; the key set).
 //!
-//! The entry is written, in the background, by an isolate that verified a discovery account's
-//! token and in that request fetched either document, or read the entry and found it missing,
-//! stale, or older than what it then held. So it moves with every fetch of a discovery account's
-//! documents, rotations included. When it is not fresh, the discovery document and the key set
-//! it names are read together (the stale entry still names the URL): three waits.
+//! The entry is written, in the background, by an isolate that checked a discovery account's
+//! token (whatever the verdict) and found in memory a document it fetched since the request
+//! began, or had read the entry and found it missing, stale, or older than what it then held.
+//! So it moves with every fetch made for a discovery account, rotations included (not with one
+//! made for an account that names the same URL as its `jwksURI`). When it is stale, it still
+//! names the URL, and the discovery document and that key set are read together: three waits.
+//! When it is missing (an issuer's first exchanges after this entry was introduced, or an
+//! entry whose KV TTL lapsed) or cannot be read, the two are read in turn: four, once.
 
 use std::rc::Rc;
 
@@ -29,7 +32,8 @@ use crate::ports::{KeyValueStore, Platform, UrlParser};
 use crate::text::url::normalize_url;
 
 /// What reading the issuer's discovered key set found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
+#[cfg_attr(test, derive(PartialEq, Eq))]
 pub(super) enum Read {
     /// KV failed, which says nothing of what it holds: nothing to write over.
     Failed,
@@ -154,9 +158,10 @@ impl KeySets {
     }
 
     /// Writes the issuer's discovered key set from memory (the JWKS URL `url` and the set
-    /// there, fresh until the earlier of the two) when this request fetched either (memory
-    /// holds another than `before`, one this isolate fetched), or when what it `read` of the
-    /// entry (if it read it) is absent or older.
+    /// there, fresh until the earlier of the two) when either is one this isolate fetched and
+    /// not the one it held `before` (fetched during this request, or by another request of the
+    /// isolate meanwhile), or when what it `read` of the entry (if it read it) is absent or
+    /// older.
     fn store_discovered<P: Platform>(
         &self,
         issuer_url: &str,
@@ -173,7 +178,8 @@ impl KeySets {
         if *uri.value != url || fresh_until <= now {
             return;
         }
-        let fetched = fetched_since(&uri, &before.uri) || fetched_since(&set, &before.set);
+        let fetched =
+            fetched_since(&uri, before.uri.as_ref()) || fetched_since(&set, before.set.as_ref());
         let behind = match read {
             None | Some(Read::Failed) => false,
             Some(Read::Absent) => true,
@@ -238,12 +244,9 @@ struct Memory {
     set: Option<Rc<KeySet>>,
 }
 
-/// Whether `cached` is one this isolate fetched since it held `before`.
-fn fetched_since<T>(cached: &Cached<T>, before: &Option<Rc<T>>) -> bool {
-    cached.fetched
-        && !before
-            .as_ref()
-            .is_some_and(|before| Rc::ptr_eq(before, &cached.value))
+/// Whether `cached` is one this isolate fetched, other than the one it held `before`.
+fn fetched_since<T>(cached: &Cached<T>, before: Option<&Rc<T>>) -> bool {
+    cached.fetched && !before.is_some_and(|before| Rc::ptr_eq(before, &cached.value))
 }
 
 /// How `issuer_url`'s discovery document is read: its `jwks_uri`, once its `issuer` is checked.
@@ -262,7 +265,7 @@ fn discovery_parser<'a, P: Platform>(
 }
 
 /// Where an issuer publishes its OpenID Provider metadata.
-pub(super) fn discovery_url(issuer_url: &str) -> String {
+fn discovery_url(issuer_url: &str) -> String {
     format!(
         "{}/.well-known/openid-configuration",
         issuer_url.trim_end_matches('/')

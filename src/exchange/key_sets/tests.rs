@@ -270,7 +270,8 @@ fn adopt(record: Option<&Value>, fail: bool) -> (discovery::Read, bool) {
 
 /// A stored discovered key set is taken in when it is the issuer's: its record names the
 /// issuer's discovery document, its `issuer` is exactly the account's (not another issuer's,
-/// nor the same with a `/` more: a hand edit, a hash collision), and its `jwks_uri` passes the
+/// nor the same with a `/` more: a hand edit, a hash collision; nor missing, as in the first
+/// version of the entry), and its `jwks_uri` passes the
 /// checks a fetched discovery document's does. A stale one is kept for stale-if-error, not used.
 #[test]
 fn a_stored_discovered_key_set_is_used_only_when_it_is_the_issuers_and_fresh() {
@@ -297,6 +298,9 @@ fn a_stored_discovered_key_set_is_used_only_when_it_is_the_issuers_and_fresh() {
     );
     let slash = record(discovery, "https://idp.example.com/", URL);
     assert_eq!(adopt(Some(&slash), false), (Read::Absent, false));
+    let mut without_issuer = good.clone();
+    without_issuer["value"]["issuer"].take();
+    assert_eq!(adopt(Some(&without_issuer), false), (Read::Absent, false));
     let plain = record(discovery, issuer, "http://idp.example.com/jwks");
     assert_eq!(adopt(Some(&plain), false), (Read::Absent, false));
     assert_eq!(adopt(None, false), (Read::Absent, false), "none stored");
