@@ -110,6 +110,20 @@ impl World {
         cold
     }
 
+    /// A location that has served one exchange for an account found by discovery ("acct-1",
+    /// without `jwksURI`): its `JWKS_CACHE` holds the discovery document, the key set and the
+    /// issuer's discovered key set.
+    fn after_a_discovery_exchange() -> World {
+        let world = World::new();
+        world.add_account("acct-1", json!({"jwksURI": null}));
+        world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
+        assert!(world
+            .run(&es256(&world, &claims()), None, None)
+            .result
+            .is_ok());
+        world
+    }
+
     /// The issuer serves `document` as its discovery document; returns the document's URL.
     fn serve_discovery(&self, document: Value) -> String {
         let url = format!("{ISSUER}/.well-known/openid-configuration");
@@ -1298,13 +1312,7 @@ fn the_record_not_the_index_decides_which_account_matches() {
 /// then reads nothing.
 #[test]
 fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
-    let world = World::new();
-    world.add_account("acct-1", json!({"jwksURI": null}));
-    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
-    assert!(world
-        .run(&es256(&world, &claims()), None, None)
-        .result
-        .is_ok());
+    let world = World::after_a_discovery_exchange();
     let cold = world.cold_copy(true);
     let copied = cold.platform.jwks_cache.writes();
     assert!(cold
@@ -1334,13 +1342,7 @@ fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
 /// discovered key set anew, so the next cold isolate verifies the new `kid` without a fetch.
 #[test]
 fn a_refetched_discovered_key_set_is_stored_for_the_next_isolate() {
-    let world = World::new();
-    world.add_account("acct-1", json!({"jwksURI": null}));
-    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
-    assert!(world
-        .run(&es256(&world, &claims()), None, None)
-        .result
-        .is_ok());
+    let world = World::after_a_discovery_exchange();
     let jwks = rotated_jwks(&world);
     let cold = world.cold_copy(true);
     cold.platform.fetcher.serve(JWKS_URL, &jwks, None);
@@ -1355,71 +1357,46 @@ fn a_refetched_discovered_key_set_is_stored_for_the_next_isolate() {
     assert_eq!(colder.platform.jwks_cache.reads(), 1);
 }
 
-/// An isolate that keeps a discovery account's key set warm refetches it when it goes stale
-/// (its `max-age` is 10 minutes, the discovery document's an hour) and writes the issuer's
-/// discovered key set with it: a cold isolate after that reads that one entry, fetches nothing.
+/// An isolate that keeps a discovery account warm refetches what goes stale: the key set (its
+/// `max-age` is 10 minutes, the discovery document's an hour) or the discovery document (given
+/// 5 minutes here). Either way it writes the issuer's discovered key set with it: a cold isolate
+/// after that reads that one entry and fetches nothing.
 #[test]
 fn a_warm_isolates_refetch_keeps_the_discovered_key_set_fresh() {
-    let mut world = World::new();
-    world.add_account("acct-1", json!({"jwksURI": null}));
-    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
-    let at =
-        |world: &World, now: i64| es256(world, &with(json!({"iat": now - 60, "exp": now + 540})));
-    assert!(world.run(&at(&world, NOW), None, None).result.is_ok());
-    world.now = NOW + 700;
-    let writes = world.platform.jwks_cache.writes();
-    assert!(world.run(&at(&world, NOW + 700), None, None).result.is_ok());
-    assert_eq!(
-        world.platform.fetcher.requests().len(),
-        3,
-        "discovery, keys, keys"
-    );
-    assert_eq!(
-        world.platform.jwks_cache.writes(),
-        writes + 2,
-        "the key set, and the discovered key set"
-    );
-    let mut cold = world.cold_copy(true);
-    cold.now = NOW + 800;
-    assert!(cold.run(&at(&cold, NOW + 800), None, None).result.is_ok());
-    assert!(cold.platform.fetcher.requests().is_empty());
-    assert_eq!(cold.platform.jwks_cache.reads(), 1);
-}
-
-/// An isolate that keeps a discovery account warm refreshes the discovery document when it goes
-/// stale (its `max-age` is 5 minutes, the key set's 10) and writes the issuer's discovered key
-/// set with it: a cold isolate after that reads that one entry, fetches nothing.
-#[test]
-fn a_warm_isolates_discovery_refresh_keeps_the_discovered_key_set_fresh() {
-    let mut world = World::new();
-    world.add_account("acct-1", json!({"jwksURI": null}));
+    let discovery_url = format!("{ISSUER}/.well-known/openid-configuration");
     let discovery = json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}).to_string();
-    let url = format!("{ISSUER}/.well-known/openid-configuration");
-    world
-        .platform
-        .fetcher
-        .serve(&url, &discovery, Some("max-age=300"));
-    let at =
-        |world: &World, now: i64| es256(world, &with(json!({"iat": now - 60, "exp": now + 540})));
-    assert!(world.run(&at(&world, NOW), None, None).result.is_ok());
-    world.now = NOW + 400;
-    let writes = world.platform.jwks_cache.writes();
-    assert!(world.run(&at(&world, NOW + 400), None, None).result.is_ok());
-    assert_eq!(
-        world.platform.fetcher.requests(),
-        [url.clone(), JWKS_URL.to_owned(), url],
-        "discovery, keys; discovery again"
-    );
-    assert_eq!(
-        world.platform.jwks_cache.writes(),
-        writes + 2,
-        "the discovery document, and the discovered key set"
-    );
-    let mut cold = world.cold_copy(true);
-    cold.now = NOW + 500;
-    assert!(cold.run(&at(&cold, NOW + 500), None, None).result.is_ok());
-    assert!(cold.platform.fetcher.requests().is_empty());
-    assert_eq!(cold.platform.jwks_cache.reads(), 1);
+    // The discovery document's `Cache-Control`, when the warm isolate's next exchange comes, and
+    // what that exchange fetches again.
+    let cases = [
+        (None, 700, JWKS_URL),
+        (Some("max-age=300"), 400, discovery_url.as_str()),
+    ];
+    for (cache_control, later, refetched) in cases {
+        let mut world = World::new();
+        world.add_account("acct-1", json!({"jwksURI": null}));
+        let fetcher = &world.platform.fetcher;
+        fetcher.serve(&discovery_url, &discovery, cache_control);
+        let token = |world: &World| {
+            let now = world.now;
+            es256(world, &with(json!({"iat": now - 60, "exp": now + 540})))
+        };
+        assert!(world.run(&token(&world), None, None).result.is_ok());
+        world.now = NOW + later;
+        let writes = world.platform.jwks_cache.writes();
+        assert!(world.run(&token(&world), None, None).result.is_ok());
+        let fetched = [discovery_url.as_str(), JWKS_URL, refetched];
+        assert_eq!(world.platform.fetcher.requests(), fetched);
+        assert_eq!(
+            world.platform.jwks_cache.writes(),
+            writes + 2,
+            "what was fetched again, and the discovered key set"
+        );
+        let mut cold = world.cold_copy(true);
+        cold.now = NOW + later + 100;
+        assert!(cold.run(&token(&cold), None, None).result.is_ok());
+        assert!(cold.platform.fetcher.requests().is_empty(), "{refetched}");
+        assert_eq!(cold.platform.jwks_cache.reads(), 1, "{refetched}");
+    }
 }
 
 /// The issuer's discovered key set is stale while the discovery document and the key set it
@@ -1428,13 +1405,7 @@ fn a_warm_isolates_discovery_refresh_keeps_the_discovered_key_set_fresh() {
 /// nothing and writes the entry once.
 #[test]
 fn a_stale_discovered_key_set_names_the_key_set_to_read_with_the_discovery_document() {
-    let world = World::new();
-    world.add_account("acct-1", json!({"jwksURI": null}));
-    world.serve_discovery(json!({"issuer": ISSUER, "jwks_uri": JWKS_URL}));
-    assert!(world
-        .run(&es256(&world, &claims()), None, None)
-        .result
-        .is_ok());
+    let world = World::after_a_discovery_exchange();
     let cold = world.cold_copy(true);
     let cache = &cold.platform.jwks_cache;
     let key = cache
