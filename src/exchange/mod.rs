@@ -269,13 +269,9 @@ impl<P: Platform> Exchange<'_, P> {
             .iter()
             .min_by_key(|entry| !entry.subject.is_exactly(sub));
         let ahead = async {
-            match likely {
-                Some(entry) => {
-                    self.read_ahead(iss, entry.jwks_uri.as_deref(), entry.inline_jwks)
-                        .await
-                }
-                None => None,
-            }
+            let entry = likely?;
+            self.read_ahead(iss, entry.jwks_uri.as_deref(), entry.inline_jwks)
+                .await
         };
         let (records, ahead) = join(store.get_many(&candidates), ahead).await;
         let mut exact = Vec::new();

@@ -1336,6 +1336,11 @@ fn a_cold_isolate_reads_a_discovered_key_set_ahead_too() {
         .result
         .is_ok());
     assert_eq!(cold.platform.jwks_cache.reads(), 1, "warm: from memory");
+    assert_eq!(
+        cold.platform.jwks_cache.writes(),
+        copied,
+        "warm: nothing written"
+    );
 }
 
 /// The issuer rotates its keys: the isolate that refetches for the new `kid` writes the issuer's

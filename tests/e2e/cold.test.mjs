@@ -94,86 +94,71 @@ describe("a cold location", () => {
     return { body, io: counters(response) };
   };
 
-  test("the first exchange waits on KV twice: the index, then the records and the key set together", async () => {
-    const worker = await location();
+  /** Runs `check` on a new location's worker (options as for `location`), then disposes of it. */
+  async function atLocation(options, check) {
+    const worker = await location(options);
     try {
+      await check(worker);
+    } finally {
+      await worker.dispose();
+    }
+  }
+
+  test("the first exchange waits on KV twice: the index, then the records and the key set together", () =>
+    atLocation({}, async (worker) => {
       const { body, io } = await exchange(worker);
       assert.equal(clientIdOf(body.access_token), ids.exact);
       // Reads: the index, then the three records (one bulk read) and the key set.
       assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
-    } finally {
-      await worker.dispose();
-    }
-  });
+    }));
 
-  test("the exchanges after the first touch neither KV nor the network", async () => {
-    const worker = await location();
-    try {
-      await exchange(worker);
-      const warm = await exchange(worker);
-      assert.deepEqual(warm.io, { "kv-read": 0, "kv-write": 0, "kv-waits": 0, subrequest: 0 });
-    } finally {
-      await worker.dispose();
-    }
-  });
+  test("the exchanges after the first touch neither KV nor the network, with a jwksURI or by discovery", () =>
+    atLocation({}, async (worker) => {
+      for (const sub of [SUBJECT, DISCOVERED]) {
+        await exchange(worker, {}, sub);
+        const warm = await exchange(worker, {}, sub);
+        assert.deepEqual(warm.io, { "kv-read": 0, "kv-write": 0, "kv-waits": 0, subrequest: 0 }, sub);
+      }
+    }));
 
-  test("an account without jwksURI: the index, then the record with the issuer's discovered key set", async () => {
-    const worker = await location();
-    try {
+  test("an account without jwksURI: the index, then the record with the issuer's discovered key set", () =>
+    atLocation({}, async (worker) => {
       const { body, io } = await exchange(worker, {}, DISCOVERED);
       assert.equal(clientIdOf(body.access_token), ids.discovered);
       assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
-    } finally {
-      await worker.dispose();
-    }
-  });
+    }));
 
-  test("an account without jwksURI, with client_id: the record with the index, then the issuer's discovered key set", async () => {
-    const worker = await location();
-    try {
+  test("an account without jwksURI, with client_id: the record with the index, then the issuer's discovered key set", () =>
+    atLocation({}, async (worker) => {
       const { body, io } = await exchange(worker, { client_id: ids.discovered }, DISCOVERED);
       assert.equal(clientIdOf(body.access_token), ids.discovered);
       assert.deepEqual(io, { "kv-read": 3, "kv-write": 0, "kv-waits": 2, subrequest: 0 });
-    } finally {
-      await worker.dispose();
-    }
-  });
+    }));
 
-  test("a stale discovered key set names the key set, read together with the discovery document: three waits, then written anew", async () => {
+  test("a stale discovered key set names the key set, read together with the discovery document: three waits, then written anew", () => {
     const stale = (key, value) => {
       if (!key.startsWith("oidc-jwks:")) return value;
       return JSON.stringify({ ...JSON.parse(value), freshUntil: now() - 1 });
     };
-    const worker = await location({ edit: stale });
-    try {
+    return atLocation({ edit: stale }, async (worker) => {
       const { body, io } = await exchange(worker, {}, DISCOVERED);
       assert.equal(clientIdOf(body.access_token), ids.discovered);
       // The index; the record with the stale entry; the discovery document with the key set.
       assert.deepEqual(io, { "kv-read": 5, "kv-write": 1, "kv-waits": 3, subrequest: 0 });
-    } finally {
-      await worker.dispose();
-    }
+    });
   });
 
-  test("with client_id: the record, then the key set", async () => {
-    const worker = await location();
-    try {
+  test("with client_id: the record, then the key set", () =>
+    atLocation({}, async (worker) => {
       const { body, io } = await exchange(worker, { client_id: ids.owner });
       assert.equal(clientIdOf(body.access_token), ids.owner);
       assert.equal(io["kv-waits"], 2);
       assert.equal(io.subrequest, 0);
-    } finally {
-      await worker.dispose();
-    }
-  });
+    }));
 
-  test("a location that never cached the key set: the same two waits, then the issuer, and the cache written without waiting", async () => {
-    const worker = await location({ keySetCached: false });
-    try {
+  test("a location that never cached the key set: the same two waits, then the issuer, and the cache written without waiting", () =>
+    atLocation({ keySetCached: false }, async (worker) => {
       const { io } = await exchange(worker);
       assert.deepEqual(io, { "kv-read": 3, "kv-write": 1, "kv-waits": 2, subrequest: 1 });
-    } finally {
-      await worker.dispose();
-    }
-  });
+    }));
 });

@@ -82,21 +82,16 @@ impl KeySets {
         now: i64,
         mut ahead: Option<ReadAhead>,
     ) -> Result<VerifiedToken<'t>, Rejection> {
-        let key = cache_key(DISCOVERED_SET_PREFIX, issuer_url);
+        // Only a cold read has a key to compare (no hashing on a warm exchange).
         let read = ahead
-            .take_if(|ahead| ahead.key == key)
+            .take_if(|ahead| ahead.key == cache_key(DISCOVERED_SET_PREFIX, issuer_url))
             .map(|read| self.adopt_discovered(issuer_url, read, sources));
         let before = self.discovered_in_memory(issuer_url);
         let named = match &read {
             Some(Read::Stored { jwks_uri, .. }) => Some(jwks_uri.as_str()),
             _ => None,
         };
-        let set_ahead = async {
-            match named {
-                Some(url) => self.read_ahead(url, sources.platform, now).await,
-                None => None,
-            }
-        };
+        let set_ahead = async { self.read_ahead(named?, sources.platform, now).await };
         let (url, set_ahead) = join(
             self.discovered_jwks_url(issuer_url, sources, now),
             set_ahead,
